@@ -1,0 +1,347 @@
+"""Making bundles: from the training side's plain layout, or from a Python model and a draft.
+
+A bundle is assembled in memory, written into a temporary sibling directory, loaded back with
+every check, and only then moved into place. Derived values (the statistics hash, the
+alignment, the model spec, the golden list) are computed here, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import nn
+
+import tilecast
+from tilecast.bundle.contract import (
+    Alignment,
+    Contract,
+    GoldenSpec,
+    InputSpec,
+    ModelSpec,
+    PadMode,
+    Postprocessing,
+    SentinelSpec,
+    StatsSpec,
+    Step,
+    default_steps,
+)
+from tilecast.bundle.formats import (
+    LoadContext,
+    assemble,
+    export_program,
+    extract_state_dict,
+    load_state_dict_into,
+)
+from tilecast.bundle.frozen import InferenceModel
+from tilecast.bundle.golden import GOLDEN_DIR, GoldenPair, check_pair, compute_output, synthetic_inputs
+from tilecast.bundle.load import CONTRACT_NAME, TRAINING_LAYOUT, Bundle, load_bundle
+from tilecast.bundle.manifest import MANIFEST_NAME, build_manifest
+from tilecast.bundle.stats import md5_hex, parse_stats
+from tilecast.errors import BundleError, ContractError
+from tilecast.io import storage
+
+ModelFormat = Literal["export", "state_dict"]
+MODEL_FILES: dict[str, str] = {"export": "model.pt2", "state_dict": "best_model.pth"}
+DEFAULT_BAKED = ("scale_values", "normalize")
+
+
+class ContractDraft(BaseModel):
+    """A contract without its derived parts: what a person writes for ``bundle create``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    task: Literal["segmentation", "classification"] = "segmentation"
+    input: InputSpec
+    sentinels: SentinelSpec = SentinelSpec()
+    preprocessing: tuple[Step, ...] = default_steps(baked=DEFAULT_BAKED)
+    pad_mode: PadMode = "reflect"
+    postprocessing: Postprocessing
+    golden_atol: float = Field(default=1e-4, gt=0)
+    alignment_multiple: int | None = Field(
+        default=None, ge=1, description="only for models without an `alignment` attribute"
+    )
+
+
+def producer() -> dict[str, str]:
+    return {"name": "tilecast", "version": tilecast.__version__, "torch": torch.__version__}
+
+
+def _derive_alignment(net: nn.Module, draft: ContractDraft) -> int:
+    derived = getattr(net, "alignment", None)
+    if derived is not None:
+        if draft.alignment_multiple not in (None, derived):
+            raise ContractError(
+                f"alignment_multiple is {draft.alignment_multiple} but the architecture "
+                f"needs multiples of {derived}; leave it out, it is derived"
+            )
+        return int(derived)
+    if draft.alignment_multiple is None:
+        raise ContractError("the model has no `alignment` attribute: set alignment_multiple")
+    return draft.alignment_multiple
+
+
+def _probe_classes(net: nn.Module, draft: ContractDraft, alignment: int) -> int:
+    with torch.no_grad():
+        out = net(torch.zeros(1, draft.input.channels, alignment, alignment))
+    return int(out.shape[1])
+
+
+def make_contract(
+    net: nn.Module,
+    draft: ContractDraft,
+    *,
+    stats_bytes: bytes,
+    model_format: ModelFormat,
+    architecture: str | None,
+    golden_files: Sequence[str],
+    golden_source: Literal["training", "bundle"],
+) -> Contract:
+    alignment = _derive_alignment(net, draft)
+    stats = parse_stats(
+        stats_bytes,
+        file="normalization_stats.json",
+        expected_md5=None,
+        expected_dataset_version=None,
+        channels=draft.input.channels,
+    )
+    try:
+        return Contract(
+            name=draft.name,
+            version=draft.version,
+            task=draft.task,
+            input=draft.input,
+            sentinels=draft.sentinels,
+            preprocessing=draft.preprocessing,
+            stats=StatsSpec(md5=md5_hex(stats_bytes), dataset_version=stats.dataset_version),
+            alignment=Alignment(multiple=alignment, pad_mode=draft.pad_mode),
+            postprocessing=draft.postprocessing,
+            model=ModelSpec(
+                format=model_format,
+                file=MODEL_FILES[model_format],
+                architecture=architecture,
+                params=dict(getattr(net, "config", {})) if architecture else {},
+                classes=_probe_classes(net, draft, alignment),
+            ),
+            golden=GoldenSpec(
+                atol=draft.golden_atol, source=golden_source, files=tuple(golden_files)
+            ),
+        )
+    except ValidationError as exc:
+        raise ContractError(f"invalid contract: {exc}") from exc
+
+
+def create_bundle(
+    net: nn.Module,
+    draft: ContractDraft,
+    *,
+    stats_bytes: bytes,
+    out: str | os.PathLike[str],
+    model_format: ModelFormat = "export",
+    architecture: str | None = None,
+    training_golden: Sequence[GoldenPair] = (),
+    overwrite: bool = False,
+) -> Bundle:
+    """Write a verified bundle for ``net`` and return it loaded back from ``out``.
+
+    With ``training_golden`` pairs (made by the training code), the serving path must reproduce
+    them before anything is written: train/serve skew stops the bundle from being created.
+    """
+    if model_format == "state_dict" and not architecture:
+        raise ContractError("a state_dict bundle needs a registered architecture name")
+    net = net.eval()
+    golden_names = [p.name for p in training_golden] or [n for n, _, _ in synthetic_inputs(draft)]
+    contract = make_contract(
+        net,
+        draft,
+        stats_bytes=stats_bytes,
+        model_format=model_format,
+        architecture=architecture,
+        golden_files=golden_names,
+        golden_source="training" if training_golden else "bundle",
+    )
+    stats = parse_stats(
+        stats_bytes,
+        file="normalization_stats.json",
+        expected_md5=contract.stats.md5,
+        expected_dataset_version=None,
+        channels=contract.input.channels,
+    )
+    ctx = LoadContext(contract=contract, stats=stats, where="(model being bundled)")
+    model = InferenceModel(assemble(net, ctx), source=ctx.where)
+    pairs = list(training_golden)
+    for pair in pairs:
+        check_pair(pair, contract=contract, stats=stats, model=model, where="training golden")
+    if not pairs:
+        pairs = [
+            GoldenPair(
+                name=name,
+                input=image,
+                output=compute_output(
+                    image,
+                    contract=contract,
+                    stats=stats,
+                    model=model,
+                    channel_order=contract.input.channel_order,
+                    nodata=nodata,
+                ),
+                channel_order=contract.input.channel_order,
+                nodata=nodata,
+            )
+            for name, image, nodata in synthetic_inputs(contract)
+        ]
+    if model_format == "state_dict":
+        buf = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)
+        model_bytes = buf.getvalue()
+    else:
+        m = contract.alignment.multiple
+        example = torch.zeros(2, contract.input.channels, 2 * m, 2 * m)
+        model_bytes = export_program(assemble(net, ctx), contract=contract, example=example)
+    contents = {
+        CONTRACT_NAME: (contract.model_dump_json(indent=2) + "\n").encode(),
+        contract.stats.file: stats_bytes,
+        contract.model.file: model_bytes,
+        **{f"{GOLDEN_DIR}/{p.name}": p.to_bytes() for p in pairs},
+    }
+    return write_bundle(contents, out=out, overwrite=overwrite)
+
+
+def write_bundle(contents: dict[str, bytes], *, out: str | os.PathLike[str], overwrite: bool) -> Bundle:
+    """Write files plus manifest to a temporary sibling, verify it by loading, move into place."""
+    if not storage.is_local(out):
+        raise BundleError(f"{os.fspath(out)}: bundles are created locally; upload the directory after")
+    final = storage.local_path(out)
+    if final.exists() and any(final.iterdir()) and not overwrite:
+        raise BundleError(f"{final}: exists and is not empty; pass overwrite to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    manifest = build_manifest(contents, producer=producer())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        for name, data in {**contents, MANIFEST_NAME: manifest.to_json().encode()}.items():
+            path = tmp / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        load_bundle(tmp)  # every check a user's load will make
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return load_bundle(final)
+
+
+# -- the training side's plain layout ------------------------------------------------------
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TrainingArchitecture(_Loose):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainingInput(_Loose):
+    channel_order: str
+    dtype: Literal["uint8", "uint16", "int16", "float32"]
+    value_scaling: Literal["raw", "unit", "symmetric"]
+    nodata_fill: Literal["mean", "zero", "constant"] = "mean"
+    input_range: tuple[float, float]
+
+
+class TrainingPost(_Loose):
+    activation: Literal["sigmoid", "softmax", "none"]
+    labels: tuple[str, ...]
+    threshold: float = Field(ge=0.0, le=1.0)
+
+
+class TrainingConfig(_Loose):
+    """The parts of the training team's ``config.yaml`` a bundle needs; other keys are ignored."""
+
+    model_name: str
+    model_version: str
+    architecture: TrainingArchitecture
+    input: TrainingInput
+    postprocessing: TrainingPost
+
+
+def read_training_config(data: bytes, *, where: str) -> TrainingConfig:
+    try:
+        return TrainingConfig.model_validate(yaml.safe_load(data))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ContractError(f"{where}: not a usable training config: {exc}") from exc
+
+
+def create_from_training_dir(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    model_format: ModelFormat = "export",
+    baked: Sequence[str] = DEFAULT_BAKED,
+    overwrite: bool = False,
+) -> Bundle:
+    """``best_model.pth`` + ``normalization_stats.json`` + ``config.yaml`` (+ ``golden/``) -> bundle."""
+    from tilecast.models import build_model
+
+    src = os.fspath(src).rstrip("/")
+    present = storage.list_files(src)
+    missing = [name for name in TRAINING_LAYOUT if name not in present]
+    if missing:
+        raise BundleError(f"{src}: not a training layout, missing {missing}")
+    config = read_training_config(storage.read_bytes(f"{src}/config.yaml"), where=f"{src}/config.yaml")
+    net = build_model(config.architecture.name, config.architecture.params)
+    checkpoint = torch.load(
+        io.BytesIO(storage.read_bytes(f"{src}/best_model.pth")), map_location="cpu", weights_only=True
+    )
+    where = f"{src}/best_model.pth"
+    load_state_dict_into(net, extract_state_dict(checkpoint, where=where), where=where)
+    spec = config.input
+    draft = ContractDraft(
+        name=config.model_name,
+        version=config.model_version,
+        input=InputSpec(
+            channels=len(spec.channel_order) if spec.channel_order not in ("L", "GRAY") else 1,
+            channel_order=spec.channel_order,
+            dtype=spec.dtype,
+            value_scaling=spec.value_scaling,
+            input_range=spec.input_range,
+        ),
+        preprocessing=default_steps(baked=tuple(baked), fill=spec.nodata_fill),
+        postprocessing=Postprocessing(
+            activation=config.postprocessing.activation,
+            labels=config.postprocessing.labels,
+            threshold=config.postprocessing.threshold,
+        ),
+    )
+    golden = [
+        GoldenPair.from_bytes(
+            name.removeprefix(f"{GOLDEN_DIR}/"),
+            storage.read_bytes(f"{src}/{name}"),
+            default_order=spec.channel_order,
+        )
+        for name in present
+        if name.startswith(f"{GOLDEN_DIR}/") and name.endswith(".npz")
+    ]
+    return create_bundle(
+        net,
+        draft,
+        stats_bytes=storage.read_bytes(f"{src}/normalization_stats.json"),
+        out=out,
+        model_format=model_format,
+        architecture=config.architecture.name,
+        training_golden=golden,
+        overwrite=overwrite,
+    )

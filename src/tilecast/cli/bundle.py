@@ -1,0 +1,123 @@
+"""``tilecast bundle create | verify | inspect``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from tilecast.cli.options import reports_errors
+
+
+@click.group()
+def bundle() -> None:
+    """Create, verify and inspect model bundles."""
+
+
+@bundle.command()
+@click.argument("source")
+@click.option("--out", required=True, help="Directory to write the bundle to.")
+@click.option(
+    "--format",
+    "model_format",
+    type=click.Choice(["export", "state_dict"]),
+    default="export",
+    show_default=True,
+    help="export: a torch.export program (model.pt2); state_dict: weights + architecture name.",
+)
+@click.option(
+    "--bake",
+    multiple=True,
+    type=click.Choice(["scale_values", "normalize"]),
+    help="Preprocessing steps to run inside the model program (repeatable). "
+    "Default: scale_values and normalize.",
+)
+@click.option("--host-only", is_flag=True, help="Bake nothing: every step runs on the host.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
+@reports_errors
+def create(
+    source: str,
+    out: str,
+    model_format: str,
+    bake: tuple[str, ...],
+    host_only: bool,
+    overwrite: bool,
+) -> None:
+    """Make a verified bundle from a training directory.
+
+    SOURCE holds best_model.pth (state_dict or checkpoint dict), normalization_stats.json and
+    config.yaml, and optionally golden/*.npz pairs made by the training code, which the
+    serving path must reproduce before the bundle is written.
+    """
+    from tilecast.bundle import create_from_training_dir
+    from tilecast.bundle.create import DEFAULT_BAKED
+
+    baked = () if host_only else (bake or DEFAULT_BAKED)
+    result = create_from_training_dir(
+        source, out, model_format=model_format, baked=baked, overwrite=overwrite  # type: ignore[arg-type]
+    )
+    click.echo(f"created {out}: {result.contract.name} {result.contract.version}")
+    click.echo(f"digest  {result.digest}")
+    click.echo(
+        f"golden  {len(result.contract.golden.files)} pair(s) from {result.contract.golden.source}, "
+        f"max error {result.golden_max_error:.2g}"
+    )
+
+
+@bundle.command()
+@click.argument("bundle_uri", metavar="BUNDLE")
+@reports_errors
+def verify(bundle_uri: str) -> None:
+    """Run every load-time check on BUNDLE; exit 1 with the reason if any fails."""
+    from tilecast.bundle import load_bundle
+
+    b = load_bundle(bundle_uri)
+    click.echo(
+        f"OK {bundle_uri}: {b.contract.name} {b.contract.version}, digest {b.digest}, "
+        f"{len(b.manifest.files)} files, golden max error {b.golden_max_error:.2g} "
+        f"(atol {b.contract.golden.atol})"
+    )
+
+
+@bundle.command()
+@click.argument("bundle_uri", metavar="BUNDLE")
+@click.option("--json", "as_json", is_flag=True, help="Print the contract and manifest as JSON.")
+@reports_errors
+def inspect(bundle_uri: str, as_json: bool) -> None:
+    """Show what BUNDLE declares: input, steps (host or baked), postprocessing, files."""
+    from tilecast.bundle import load_bundle
+
+    b = load_bundle(bundle_uri)
+    c = b.contract
+    if as_json:
+        payload = {
+            "contract": c.model_dump(mode="json"),
+            "manifest": b.manifest.model_dump(mode="json"),
+            "normalization_stats_md5": b.stats_md5,
+            "normalization_stats": b.stats.model_dump(mode="json"),
+        }
+        click.echo(json.dumps(payload, indent=2))
+        return
+    i = c.input
+    click.echo(f"bundle     {bundle_uri}")
+    click.echo(f"model      {c.name} {c.version} ({c.task}), {c.model.format} {c.model.file}")
+    if c.model.architecture:
+        click.echo(f"arch       {c.model.architecture} {json.dumps(c.model.params)}")
+    click.echo(f"digest     {b.digest}")
+    click.echo(
+        f"input      {i.channels} x {i.dtype} {i.channel_order}, {i.value_scaling} over "
+        f"{list(i.input_range)}, multiples of {c.alignment.multiple} ({c.alignment.pad_mode} pad)"
+    )
+    click.echo(f"stats      {c.stats.file} md5 {b.stats_md5}, dataset {c.stats.dataset_version}")
+    click.echo(f"           mean {list(b.stats.mean)} std {list(b.stats.std)}")
+    click.echo(f"sentinels  {list(c.sentinels.values)} nan={c.sentinels.nan} inf={c.sentinels.inf}")
+    for n, step in enumerate(c.preprocessing, 1):
+        where = "host" if step.op == "pad_to_multiple" else step.where
+        params = f" {step.params}" if step.params else ""
+        click.echo(f"step {n}     {step.op:<17} {where}{params}")
+    p = c.postprocessing
+    click.echo(f"post       {p.activation}, labels {list(p.labels)}, threshold {p.threshold}")
+    click.echo(f"golden     {len(c.golden.files)} from {c.golden.source}, atol {c.golden.atol}, "
+               f"max error {b.golden_max_error:.2g}")
+    for name, entry in sorted(b.manifest.files.items()):
+        click.echo(f"file       {name:<34} {entry.size:>10}  {entry.sha256[:16]}")

@@ -1,0 +1,22 @@
+"""``tilecast``: the entry point that gathers the subcommands."""
+
+from __future__ import annotations
+
+import click
+
+from tilecast import __version__
+from tilecast.cli.bundle import bundle
+from tilecast.cli.options import setup_logging
+from tilecast.cli.predict import predict
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="tilecast")
+def cli(verbose: int) -> None:
+    """Run trained PyTorch models over large, messy inputs, with the model's contract enforced."""
+    setup_logging(verbose)
+
+
+cli.add_command(predict)
+cli.add_command(bundle)

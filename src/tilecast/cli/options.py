@@ -1,0 +1,39 @@
+"""Options and helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from tilecast.errors import TilecastError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+channel_order_option = click.option(
+    "--channel-order",
+    default=None,
+    help="Channel order of the input (RGB, BGR, L...). Default: read from the file's colour "
+    "interpretation, else RGB for 3 bands and L for 1.",
+)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * verbosity
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+
+
+def reports_errors(fn: F) -> F:
+    """Turn tilecast errors into a one-line message and exit status 1, without a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except TilecastError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]

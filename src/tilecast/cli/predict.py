@@ -1,0 +1,32 @@
+"""``tilecast predict BUNDLE INPUT OUTPUT``: one image, untiled, through the bundle's contract."""
+
+from __future__ import annotations
+
+import click
+
+from tilecast.cli.options import channel_order_option, reports_errors
+
+
+@click.command()
+@click.argument("bundle_uri", metavar="BUNDLE")
+@click.argument("source", metavar="INPUT")
+@click.argument("destination", metavar="OUTPUT")
+@channel_order_option
+@reports_errors
+def predict(bundle_uri: str, source: str, destination: str, channel_order: str | None) -> None:
+    """Predict INPUT (GeoTIFF, PNG, JPEG) with BUNDLE; write probabilities to OUTPUT (GeoTIFF)."""
+    from tilecast.bundle import load_bundle
+    from tilecast.predict.reference import predict_image_file
+
+    bundle = load_bundle(bundle_uri)
+    result = predict_image_file(bundle, source, destination, channel_order=channel_order)
+    c = result.confidence
+    click.echo(f"model      {bundle.contract.name} {bundle.contract.version} ({bundle.digest[:12]})")
+    click.echo(f"input      {source} {result.input_shape} {result.channel_order}")
+    click.echo(f"output     {destination} {result.output_shape} float32, NoData -1")
+    counts = ", ".join(f"{k}: {v}" for k, v in result.sentinel_counts.items()) or "none"
+    click.echo(f"invalid    {c.n_invalid} pixels ({counts})")
+    click.echo(
+        f"confidence min {c.min:.3f}  mean {c.mean:.3f}  max {c.max:.3f}  "
+        f"{100 * c.fraction_above_threshold:.2f}% >= threshold {c.threshold:.2f}"
+    )

@@ -1,0 +1,131 @@
+"""Reading and writing whole rasters (GeoTIFF, PNG, JPEG) through rasterio.
+
+Arrays are channels-first ``(C, H, W)``. Georeferencing travels in :class:`Georef`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+
+from tilecast.errors import InputError, StorageError
+from tilecast.io.storage import atomic_local_path
+
+
+@dataclass(frozen=True)
+class Georef:
+    """Where a raster sits: CRS (WKT or ``EPSG:n``; None for plain images) and affine transform."""
+
+    crs: str | None
+    transform: Affine
+
+    @property
+    def is_georeferenced(self) -> bool:
+        return self.crs is not None and self.transform != Affine.identity()
+
+
+@dataclass(frozen=True)
+class RasterImage:
+    """A whole raster read into memory."""
+
+    array: np.ndarray  # (C, H, W)
+    georef: Georef
+    nodata: float | None
+    uri: str
+    channel_order: str | None = None  # from the bands' colour interpretation, when it says
+
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        c, h, w = self.array.shape
+        return c, h, w
+
+
+_INTERP_LETTERS = {
+    ColorInterp.red: "R",
+    ColorInterp.green: "G",
+    ColorInterp.blue: "B",
+    ColorInterp.gray: "L",
+}
+
+
+def channel_order_of(interp: tuple[ColorInterp, ...]) -> str | None:
+    """'RGB', 'BGR', 'L' ... when every band's colour interpretation is known, else None."""
+    letters = [_INTERP_LETTERS.get(ci) for ci in interp]
+    if any(letter is None for letter in letters):
+        return None
+    order = "".join(letters)  # type: ignore[arg-type]
+    if len(interp) > 1 and "L" in order:
+        return None
+    return order
+
+
+def read_raster(uri: str | os.PathLike[str]) -> RasterImage:
+    """Read every band of a raster. Plain images (PNG, JPEG) get an identity transform."""
+    text = os.fspath(uri)
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(text) as src:
+                array = src.read()
+                crs = src.crs.to_string() if src.crs else None
+                georef = Georef(crs=crs, transform=src.transform)
+                nodata = src.nodata
+                order = channel_order_of(src.colorinterp)
+    except RasterioIOError as exc:
+        raise StorageError(f"{text}: cannot open as a raster ({exc})") from exc
+    if array.ndim != 3 or array.shape[0] == 0:
+        raise InputError(f"{text}: expected a (bands, rows, cols) raster, got shape {array.shape}")
+    return RasterImage(array=array, georef=georef, nodata=nodata, uri=text, channel_order=order)
+
+
+def write_raster(
+    uri: str | os.PathLike[str],
+    array: np.ndarray,
+    *,
+    georef: Georef,
+    nodata: float | None,
+    tags: dict[str, Any] | None = None,
+    band_descriptions: list[str] | None = None,
+    compress: str = "lzw",
+    tiled: bool = True,
+) -> None:
+    """Write a ``(C, H, W)`` array as a GeoTIFF, atomically."""
+    if array.ndim != 3:
+        raise InputError(f"write_raster expects (bands, rows, cols), got shape {array.shape}")
+    count, height, width = array.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "count": count,
+        "height": height,
+        "width": width,
+        "dtype": array.dtype.name,
+        "crs": georef.crs,
+        "transform": georef.transform,
+        "nodata": nodata,
+        "compress": compress,
+    }
+    if tiled and height >= 256 and width >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    if count > 1 and array.dtype == np.uint8:
+        profile["interleave"] = "pixel"
+    import warnings
+
+    with atomic_local_path(uri, suffix=".tif") as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(array)
+                if tags:
+                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
+                for i, desc in enumerate(band_descriptions or [], start=1):
+                    dst.set_band_description(i, desc)

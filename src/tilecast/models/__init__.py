@@ -1,0 +1,6 @@
+"""Reference architectures, built by name from a registry (``build_model("unet", params)``)."""
+
+from tilecast.models.registry import ARCHITECTURES, architecture_names, build_model, register
+from tilecast.models.unet import UNet
+
+__all__ = ["ARCHITECTURES", "UNet", "architecture_names", "build_model", "register"]

@@ -1,0 +1,1 @@
+"""Predictors: the untiled reference path now; batching, TTA and scales wrap it later."""

@@ -1,0 +1,135 @@
+"""The untiled reference path: one image in, the bundle's exact contract, one raster out.
+
+This is the path the tiled job is compared against: no batching, no tiling, no TTA.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from tilecast.bundle import Bundle
+from tilecast.bundle.runtime import Inference, infer
+from tilecast.io.raster import RasterImage, read_raster, write_raster
+
+log = logging.getLogger(__name__)
+
+PROBABILITY_NODATA = -1.0
+
+
+@dataclass(frozen=True)
+class ConfidenceSummary:
+    n_valid: int
+    n_invalid: int
+    min: float
+    mean: float
+    max: float
+    fraction_above_threshold: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    channel_order: str
+    sentinel_counts: Mapping[str, int]
+    confidence: ConfidenceSummary
+
+
+def positive_probability(bundle: Bundle, result: Inference) -> np.ndarray:
+    """(H, W) probability of the class the threshold applies to."""
+    return result.probabilities[bundle.contract.postprocessing.positive_index]
+
+
+def summarise(bundle: Bundle, result: Inference) -> ConfidenceSummary:
+    prob = positive_probability(bundle, result)[result.valid]
+    threshold = bundle.threshold
+    if prob.size == 0:
+        return ConfidenceSummary(0, int(result.valid.size), np.nan, np.nan, np.nan, 0.0, threshold)
+    return ConfidenceSummary(
+        n_valid=int(prob.size),
+        n_invalid=int(result.valid.size - prob.size),
+        min=float(prob.min()),
+        mean=float(prob.mean()),
+        max=float(prob.max()),
+        fraction_above_threshold=float((prob >= threshold).mean()),
+        threshold=threshold,
+    )
+
+
+def resolve_channel_order(image: RasterImage, requested: str | None, *, default: str) -> str:
+    """The source's channel order: asked for, else read from the file, else the count's usual one."""
+    if requested:
+        return requested
+    if image.channel_order:
+        return image.channel_order
+    fallback = {1: "L", 3: "RGB"}.get(image.array.shape[0], default)
+    log.warning(
+        "%s: band colour interpretation does not name the channel order; assuming %s "
+        "(pass channel_order to say otherwise)",
+        image.uri,
+        fallback,
+    )
+    return fallback
+
+
+def predict_image_file(
+    bundle: Bundle,
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    channel_order: str | None = None,
+) -> PredictResult:
+    """Predict one raster untiled and write the probabilities with the input's georeferencing.
+
+    Pixels where the input has no valid value are NoData (-1) in the output.
+    """
+    image = read_raster(source)
+    order = resolve_channel_order(image, channel_order, default=bundle.contract.input.channel_order)
+    contract = bundle.contract
+    result = infer(
+        contract, bundle.stats, bundle.model, image.array, channel_order=order, nodata=image.nodata
+    )
+    out = result.probabilities.copy()
+    out[:, ~result.valid] = PROBABILITY_NODATA
+    labels = list(contract.postprocessing.labels)
+    descriptions = labels[-out.shape[0] :] if len(labels) >= out.shape[0] else None
+    summary = summarise(bundle, result)
+    write_raster(
+        destination,
+        out,
+        georef=image.georef,
+        nodata=PROBABILITY_NODATA,
+        band_descriptions=descriptions,
+        tags={
+            "tilecast_model": f"{contract.name} {contract.version}",
+            "tilecast_bundle_digest": bundle.digest,
+            "tilecast_normalization_stats_md5": bundle.stats_md5,
+            "tilecast_threshold": contract.postprocessing.threshold,
+            "tilecast_sentinel_counts": dict(result.sentinel_counts),
+            "tilecast_source_channel_order": order,
+        },
+    )
+    log.info("input %s %s (%s) -> output %s", os.fspath(source), image.array.shape, order, out.shape)
+    log.info(
+        "confidence: valid %d, invalid %d, min %.3f mean %.3f max %.3f, %.2f%% >= %.2f",
+        summary.n_valid,
+        summary.n_invalid,
+        summary.min,
+        summary.mean,
+        summary.max,
+        100 * summary.fraction_above_threshold,
+        summary.threshold,
+    )
+    return PredictResult(
+        input_shape=tuple(image.array.shape),
+        output_shape=tuple(out.shape),
+        channel_order=order,
+        sentinel_counts=dict(result.sentinel_counts),
+        confidence=summary,
+    )

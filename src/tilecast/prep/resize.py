@@ -1,0 +1,78 @@
+"""Bilinear resize through ``torch.nn.functional.interpolate``, for numpy arrays and tensors.
+
+Training pipelines resize with torch; serving resizes with the same call so the two cannot
+drift apart (no PIL, OpenCV or scipy resamplers with their own edge conventions).
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TypeVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tilecast.errors import InputError
+
+__all__ = ["resize_bilinear"]
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+
+def resize_bilinear(
+    image: ArrayOrTensor,
+    size: tuple[int, int],
+    *,
+    align_corners: bool = False,
+    antialias: bool = False,
+) -> ArrayOrTensor:
+    """Resize a (C, H, W) or (N, C, H, W) array or tensor to ``size`` = (height, width).
+
+    numpy in gives numpy out, a tensor in gives a tensor out on the same device; both are
+    float32 (the input is cast first). When ``size`` equals the input size the values are
+    returned unchanged (as a float32 copy).
+    """
+    out_h, out_w = _size(size)
+    is_numpy = isinstance(image, np.ndarray)
+    if not is_numpy and not isinstance(image, torch.Tensor):
+        raise InputError(
+            f"resize_bilinear expects a numpy array or a torch tensor, "
+            f"{type(image).__name__} is given"
+        )
+    if image.ndim not in (3, 4):
+        raise InputError(
+            f"resize_bilinear expects a (C, H, W) or (N, C, H, W) array, an array of shape "
+            f"{tuple(image.shape)} is given"
+        )
+    if is_numpy:
+        if image.dtype.kind not in "biuf":
+            raise InputError(f"resize_bilinear expects numeric data, dtype {image.dtype} is given")
+        tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    else:
+        tensor = image.to(torch.float32)
+
+    if tuple(tensor.shape[-2:]) == (out_h, out_w):
+        result = tensor.clone()
+    else:
+        batch = tensor if tensor.ndim == 4 else tensor.unsqueeze(0)
+        resized = F.interpolate(
+            batch,
+            size=(out_h, out_w),
+            mode="bilinear",
+            align_corners=align_corners,
+            antialias=antialias,
+        )
+        result = resized if tensor.ndim == 4 else resized.squeeze(0)
+    return result.numpy() if is_numpy else result
+
+
+def _size(size: tuple[int, int]) -> tuple[int, int]:
+    try:
+        h, w = size
+        h, w = operator.index(h), operator.index(w)
+    except (TypeError, ValueError):
+        raise InputError(f"size must be two integers (height, width), {size!r} is given") from None
+    if h < 1 or w < 1:
+        raise InputError(f"size must be positive, ({h}, {w}) is given")
+    return h, w

@@ -1,0 +1,329 @@
+"""Sentinel guard: find the pixels and record fields that hold no measurement.
+
+Rasters and well-log records mark missing data with magic numbers (-999, -999.25, -9999),
+NaN, infinities, a raster NoData value, or (when they come from CSV or JSON) ``None`` and
+strings such as ``"NA"``. None of those may reach arithmetic: :func:`guard_pixels` turns an
+image into a validity mask plus a count per reason, :func:`is_sentinel` and
+:func:`parse_number` do the same for single values.
+
+A sentinel is compared in the precision of the data that holds it: a float32 image is
+compared with ``float32(-999.25)``, which is what a writer storing -999.25 in float32 put
+there; an integer image is only compared with sentinels it can represent exactly (a uint8
+image can never hold -999, so that comparison is skipped, not an error).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+
+import numpy as np
+
+from tilecast.errors import InputError, SentinelError
+
+__all__ = [
+    "DEFAULT_SENTINEL_STRINGS",
+    "DEFAULT_SENTINEL_VALUES",
+    "GuardResult",
+    "SentinelPolicy",
+    "guard_pixels",
+    "is_sentinel",
+    "parse_number",
+]
+
+DEFAULT_SENTINEL_VALUES: tuple[float, ...] = (-999.0, -999.25, -9999.0)
+DEFAULT_SENTINEL_STRINGS: tuple[str, ...] = ("NA", "N/A", "", "None", "null", "NaN", "nan")
+
+# Reason keys used in GuardResult.counts besides the str(float) of each sentinel value.
+REASON_NONE = "None"
+REASON_NAN = "nan"
+REASON_POS_INF = "+inf"
+REASON_NEG_INF = "-inf"
+REASON_NODATA = "nodata"
+REASON_NOT_A_NUMBER = "not a number"
+
+
+@dataclass(frozen=True)
+class SentinelPolicy:
+    """What counts as "no measurement".
+
+    ``values`` are compared exactly (in the precision of the data, see the module notes);
+    ``nan`` and ``inf`` switch the non-finite checks; ``strings`` (stored stripped) are
+    compared with the stripped text of string elements, case-sensitively; text that parses
+    as a number is also compared numerically.
+    """
+
+    values: tuple[float, ...] = DEFAULT_SENTINEL_VALUES
+    nan: bool = True
+    inf: bool = True
+    strings: tuple[str, ...] = DEFAULT_SENTINEL_STRINGS
+
+    def __post_init__(self) -> None:
+        values = tuple(float(v) for v in self.values)
+        for v in values:
+            if not math.isfinite(v):
+                raise InputError(
+                    f"sentinel values must be finite numbers (use nan=/inf= for non-finite "
+                    f"values), {v!r} is given"
+                )
+        object.__setattr__(self, "values", values)
+        strings = tuple(dict.fromkeys(str(s).strip() for s in self.strings))
+        object.__setattr__(self, "strings", strings)
+
+    def with_nodata(self, nodata: float | None) -> SentinelPolicy:
+        """A policy that also treats the raster's NoData value as a sentinel.
+
+        ``None`` returns this policy; a NaN NoData returns a policy with ``nan=True``; a
+        number already among ``values`` returns this policy unchanged.
+        """
+        if nodata is None:
+            return self
+        nodata = float(nodata)
+        if math.isnan(nodata):
+            return self if self.nan else _replace(self, nan=True)
+        if math.isinf(nodata):
+            return self if self.inf else _replace(self, inf=True)
+        if nodata in self.values:
+            return self
+        return _replace(self, values=(*self.values, nodata))
+
+
+def _replace(policy: SentinelPolicy, **changes: object) -> SentinelPolicy:
+    return replace(policy, **changes)
+
+
+@dataclass(frozen=True, eq=False)
+class GuardResult:
+    """The outcome of :func:`guard_pixels`.
+
+    ``valid`` is a bool (H, W) mask: a pixel is valid only if every channel is valid.
+    ``counts`` maps each reason that occurred to the number of pixels it hit; a pixel is
+    counted under its first matching reason only, so the counts sum to ``n_invalid``.
+    Reason keys: ``"nan"``, ``"+inf"``, ``"-inf"``, ``"nodata"``, ``str(float(v))`` for each
+    sentinel value (``"-999.0"``, ``"-999.25"``, ``"-9999.0"``), and for object arrays
+    ``"None"``, ``repr`` of a sentinel string (``"'NA'"``, ``"''"``) and ``"not a number"``.
+    """
+
+    valid: np.ndarray
+    counts: Mapping[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        counts = {str(k): int(v) for k, v in dict(self.counts).items() if int(v) > 0}
+        object.__setattr__(self, "counts", MappingProxyType(counts))
+
+    @property
+    def n_invalid(self) -> int:
+        return int(self.valid.size - np.count_nonzero(self.valid))
+
+    @property
+    def n_valid(self) -> int:
+        return int(np.count_nonzero(self.valid))
+
+    @property
+    def fraction_valid(self) -> float:
+        """Share of valid pixels; 0.0 for an empty image."""
+        return self.n_valid / self.valid.size if self.valid.size else 0.0
+
+
+def _show(value: object) -> str:
+    """A readable repr for error messages (numpy scalars shown as plain Python numbers)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def _as_float(value: object) -> float | None:
+    """The value as a float, or None if it is not a number (bools are not numbers)."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, int | float | np.integer | np.floating):
+        try:
+            return float(value)
+        except OverflowError:  # an int too large for a float is a number, just not a sentinel
+            return None
+    return None
+
+
+def _scalar_reason(value: object, policy: SentinelPolicy, nodata: float | None) -> str | None:
+    """Why ``value`` is not a measurement, or None when it is one."""
+    if value is None:
+        return REASON_NONE
+    if isinstance(value, str | np.str_):
+        text = str(value).strip()
+        if text in policy.strings:
+            return repr(text)
+        number = _as_float(text)
+        if number is None:
+            return REASON_NOT_A_NUMBER
+        return _number_reason(number, policy, nodata, dtype=None)
+    number = _as_float(value)
+    if number is None:
+        return REASON_NOT_A_NUMBER
+    dtype = value.dtype if isinstance(value, np.floating) else None
+    return _number_reason(number, policy, nodata, dtype=dtype)
+
+
+def _number_reason(
+    number: float, policy: SentinelPolicy, nodata: float | None, *, dtype: np.dtype | None
+) -> str | None:
+    if math.isnan(number):
+        return REASON_NAN if policy.nan or _is_nan(nodata) else None
+    if math.isinf(number):
+        if not policy.inf and not (nodata is not None and number == nodata):
+            return None
+        return REASON_POS_INF if number > 0 else REASON_NEG_INF
+    if nodata is not None and _equal_in(number, nodata, dtype):
+        return REASON_NODATA
+    for v in policy.values:
+        if _equal_in(number, v, dtype):
+            return str(v)
+    return None
+
+
+def _equal_in(number: float, sentinel: float, dtype: np.dtype | None) -> bool:
+    """``number == sentinel`` with the sentinel first stored in ``dtype`` (None: float64)."""
+    if dtype is None:
+        return number == sentinel
+    with np.errstate(over="ignore"):
+        stored = np.asarray(sentinel, dtype=dtype)
+    return bool(np.isfinite(stored)) and number == float(stored)
+
+
+def _is_nan(x: float | None) -> bool:
+    return x is not None and math.isnan(x)
+
+
+def is_sentinel(value: object, *, policy: SentinelPolicy = SentinelPolicy()) -> bool:
+    """True when a scalar from a record holds no measurement.
+
+    ``None``, a sentinel string (after stripping), NaN and infinities (as the policy says),
+    and numbers equal to a sentinel value are sentinels; a string that parses as a number is
+    compared numerically (``" -999.25 "`` is a sentinel). A string that is not a number
+    (``"abc"``) is not a sentinel (it is garbage, which :func:`parse_number` reports).
+    """
+    reason = _scalar_reason(value, policy, None)
+    return reason is not None and reason != REASON_NOT_A_NUMBER
+
+
+def parse_number(value: object, *, field: str, policy: SentinelPolicy = SentinelPolicy()) -> float:
+    """The finite float held by a record field, or :class:`SentinelError` naming the field."""
+    reason = _scalar_reason(value, policy, None)
+    if reason == REASON_NOT_A_NUMBER:
+        raise SentinelError(f"{field} is not a number: found {_show(value)}, expected a number")
+    if reason is not None:
+        raise SentinelError(f"{field} is missing: found {_show(value)} (a sentinel)")
+    number = _as_float(value)
+    assert number is not None  # _scalar_reason returned None, so it parsed
+    if not math.isfinite(number):  # non-finite values the policy does not call sentinels
+        raise SentinelError(f"{field} is not finite: found {_show(value)}, expected a number")
+    return number
+
+
+def guard_pixels(
+    image: np.ndarray,
+    *,
+    policy: SentinelPolicy = SentinelPolicy(),
+    nodata: float | None = None,
+) -> GuardResult:
+    """Validity mask and per-reason counts for a (C, H, W) or (H, W) image.
+
+    Numeric arrays of any dtype are compared without casting the image (each comparison
+    is done in the image's own dtype, one boolean plane at a time). Object arrays (and
+    string arrays) are checked element by element: ``None``, sentinel strings, strings that
+    parse to a sentinel number, NaN, infinities, and strings that are not numbers at all
+    are invalid. The reasons are tried in this order and a pixel is counted under the first
+    that hits any of its channels: None, sentinel strings, nan, +inf, -inf, nodata, the
+    policy values, not a number. A NaN ``nodata`` is counted as ``"nan"``.
+    """
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise InputError(
+            f"guard_pixels expects a (C, H, W) or (H, W) array, an array of shape "
+            f"{image.shape} is given"
+        )
+    if nodata is not None:
+        nodata = float(nodata)
+    planes = image if image.ndim == 3 else image[np.newaxis]
+    kind = planes.dtype.kind
+    if kind in "biuf":
+        reasons = _numeric_reasons(planes, policy, nodata)
+    elif kind in "OUS":
+        reasons = _object_reasons(planes, policy, nodata)
+    else:
+        raise InputError(
+            f"guard_pixels expects a numeric or object array, dtype {planes.dtype} is given"
+        )
+
+    invalid = np.zeros(planes.shape[1:], dtype=bool)
+    counts: dict[str, int] = {}
+    for reason, hit in reasons:
+        new = hit & ~invalid
+        n = int(np.count_nonzero(new))
+        if n:
+            counts[reason] = counts.get(reason, 0) + n
+            invalid |= new
+    return GuardResult(valid=~invalid, counts=counts)
+
+
+def _numeric_reasons(
+    planes: np.ndarray, policy: SentinelPolicy, nodata: float | None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (reason, per-pixel hit mask) for a numeric (C, H, W) array, lazily."""
+    dtype = planes.dtype
+    if dtype.kind == "f":
+        if policy.nan or _is_nan(nodata):
+            yield REASON_NAN, np.isnan(planes).any(axis=0)
+        inf_nodata = nodata is not None and math.isinf(nodata)
+        if policy.inf or (inf_nodata and nodata > 0):
+            yield REASON_POS_INF, (planes == np.inf).any(axis=0)
+        if policy.inf or (inf_nodata and nodata < 0):
+            yield REASON_NEG_INF, (planes == -np.inf).any(axis=0)
+    if nodata is not None and math.isfinite(nodata):
+        stored = _stored(nodata, dtype)
+        if stored is not None:
+            yield REASON_NODATA, (planes == stored).any(axis=0)
+    for v in policy.values:
+        if nodata is not None and v == nodata:
+            continue  # counted as nodata
+        stored = _stored(v, dtype)
+        if stored is not None:
+            yield str(v), (planes == stored).any(axis=0)
+
+
+def _stored(value: float, dtype: np.dtype) -> np.generic | None:
+    """``value`` as an array of ``dtype`` would hold it, or None if it cannot hold it."""
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            stored = dtype.type(value)
+        return stored if np.isfinite(stored) else None
+    if dtype.kind == "b":
+        return dtype.type(value) if value in (0.0, 1.0) else None
+    info = np.iinfo(dtype)
+    if value != int(value) or not info.min <= value <= info.max:
+        return None
+    return dtype.type(int(value))
+
+
+def _object_reasons(
+    planes: np.ndarray, policy: SentinelPolicy, nodata: float | None
+) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield (reason, per-pixel hit mask) for an object or string (C, H, W) array."""
+    flat = planes.ravel()
+    reasons = [_scalar_reason(v, policy, nodata) for v in flat]
+    order = [REASON_NONE, *(repr(s) for s in policy.strings)]
+    order += [REASON_NAN, REASON_POS_INF, REASON_NEG_INF, REASON_NODATA]
+    order += [str(v) for v in policy.values] + [REASON_NOT_A_NUMBER]
+    order = list(dict.fromkeys(order))
+    index = {r: i for i, r in enumerate(order)}
+    codes = np.fromiter(
+        (index[r] if r is not None else -1 for r in reasons), dtype=np.int16, count=flat.size
+    ).reshape(planes.shape)
+    for i, reason in enumerate(order):
+        yield reason, (codes == i).any(axis=0)
