@@ -289,3 +289,20 @@ def test_parse_number_names_field_and_value(value: object, pattern: str) -> None
 def test_parse_number_refuses_non_finite_even_when_policy_allows_it() -> None:
     with pytest.raises(SentinelError, match="not finite"):
         parse_number("inf", field="scale", policy=SentinelPolicy(inf=False))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_guard_never_copies_the_image_to_float(dtype) -> None:
+    import tracemalloc
+
+    image = np.ones((3, 512, 512), dtype=dtype)
+    tracemalloc.start()
+    try:
+        result = guard_pixels(image, nodata=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.n_valid == 512 * 512
+    # A few (H, W) boolean planes only: under 2 bytes per element of the image,
+    # where a float64 copy would cost 8 bytes per element.
+    assert peak < 2 * image.size

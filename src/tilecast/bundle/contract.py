@@ -55,10 +55,14 @@ class InputSpec(_Strict):
                 f"but channels is {self.channels}"
             )
         if self.channel_order in ("L", "GRAY") and self.channels != 1:
-            raise ValueError(f"channel_order {self.channel_order!r} needs channels=1, got {self.channels}")
+            raise ValueError(
+                f"channel_order {self.channel_order!r} needs channels=1, got {self.channels}"
+            )
         lo, hi = self.input_range
         if not hi > lo:
-            raise ValueError(f"input_range must be (low, high) with high > low, got {self.input_range}")
+            raise ValueError(
+                f"input_range must be (low, high) with high > low, got {self.input_range}"
+            )
         return self
 
 
@@ -90,7 +94,9 @@ class Postprocessing(_Strict):
     activation: Literal["sigmoid", "softmax", "none"]
     labels: tuple[str, ...]
     threshold: float = Field(ge=0.0, le=1.0)
-    positive_index: int = Field(default=-1, description="output channel that the threshold applies to")
+    positive_index: int = Field(
+        default=-1, description="output channel that the threshold applies to"
+    )
 
 
 class GoldenSpec(_Strict):
@@ -163,7 +169,9 @@ class Contract(_Strict):
         if fill is not None:
             policy = fill.params.get("policy", "mean")
             if policy not in ("mean", "zero", "constant"):
-                raise ValueError(f"fill_invalid policy must be mean, zero or constant, got {policy!r}")
+                raise ValueError(
+                    f"fill_invalid policy must be mean, zero or constant, got {policy!r}"
+                )
             if policy == "constant" and "value" not in fill.params:
                 raise ValueError("fill_invalid policy 'constant' needs params.value")
         if self.baked_steps and self.alignment.pad_mode == "constant":

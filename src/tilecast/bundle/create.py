@@ -42,7 +42,13 @@ from tilecast.bundle.formats import (
     load_state_dict_into,
 )
 from tilecast.bundle.frozen import InferenceModel
-from tilecast.bundle.golden import GOLDEN_DIR, GoldenPair, check_pair, compute_output, synthetic_inputs
+from tilecast.bundle.golden import (
+    GOLDEN_DIR,
+    GoldenPair,
+    check_pair,
+    compute_output,
+    synthetic_inputs,
+)
 from tilecast.bundle.load import CONTRACT_NAME, TRAINING_LAYOUT, Bundle, load_bundle
 from tilecast.bundle.manifest import MANIFEST_NAME, build_manifest
 from tilecast.bundle.stats import md5_hex, parse_stats
@@ -217,10 +223,14 @@ def create_bundle(
     return write_bundle(contents, out=out, overwrite=overwrite)
 
 
-def write_bundle(contents: dict[str, bytes], *, out: str | os.PathLike[str], overwrite: bool) -> Bundle:
+def write_bundle(
+    contents: dict[str, bytes], *, out: str | os.PathLike[str], overwrite: bool
+) -> Bundle:
     """Write files plus manifest to a temporary sibling, verify it by loading, move into place."""
     if not storage.is_local(out):
-        raise BundleError(f"{os.fspath(out)}: bundles are created locally; upload the directory after")
+        raise BundleError(
+            f"{os.fspath(out)}: bundles are created locally; upload the directory after"
+        )
     final = storage.local_path(out)
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise BundleError(f"{final}: exists and is not empty; pass overwrite to replace it")
@@ -301,10 +311,14 @@ def create_from_training_dir(
     missing = [name for name in TRAINING_LAYOUT if name not in present]
     if missing:
         raise BundleError(f"{src}: not a training layout, missing {missing}")
-    config = read_training_config(storage.read_bytes(f"{src}/config.yaml"), where=f"{src}/config.yaml")
+    config = read_training_config(
+        storage.read_bytes(f"{src}/config.yaml"), where=f"{src}/config.yaml"
+    )
     net = build_model(config.architecture.name, config.architecture.params)
     checkpoint = torch.load(
-        io.BytesIO(storage.read_bytes(f"{src}/best_model.pth")), map_location="cpu", weights_only=True
+        io.BytesIO(storage.read_bytes(f"{src}/best_model.pth")),
+        map_location="cpu",
+        weights_only=True,
     )
     where = f"{src}/best_model.pth"
     load_state_dict_into(net, extract_state_dict(checkpoint, where=where), where=where)

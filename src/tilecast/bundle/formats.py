@@ -117,6 +117,17 @@ def build_network(ctx: LoadContext) -> nn.Module:
 
 
 def load_state_dict_into(net: nn.Module, state: Mapping[str, torch.Tensor], *, where: str) -> None:
+    expected = net.state_dict()
+    mismatched = [
+        f"{k} {tuple(v.shape)} != {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    if mismatched:
+        raise BundleError(
+            f"{where}: weights do not fit the architecture: shapes (found != expected) "
+            f"{mismatched[:3]}{' ...' if len(mismatched) > 3 else ''}"
+        )
     result = net.load_state_dict(dict(state), strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise BundleError(
@@ -157,7 +168,9 @@ def _load_state_dict(data: bytes, ctx: LoadContext) -> InferenceModel:
 def _load_torchscript(data: bytes, ctx: LoadContext) -> InferenceModel:
     extra = {TORCHSCRIPT_META: ""}
     try:
-        module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
+        with warnings.catch_warnings():  # deprecated upstream; reading old archives is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu", _extra_files=extra)
     except Exception as exc:
         raise BundleError(f"{ctx.where}: not a TorchScript archive ({exc})") from exc
     meta = json.loads(extra[TORCHSCRIPT_META] or "{}")
@@ -199,6 +212,9 @@ def export_program(
     torch.export.save(
         program,
         buf,
-        extra_files={EXTRA_DIGEST: contract.digest(), EXTRA_BAKED: json.dumps(list(contract.baked_steps))},
+        extra_files={
+            EXTRA_DIGEST: contract.digest(),
+            EXTRA_BAKED: json.dumps(list(contract.baked_steps)),
+        },
     )
     return buf.getvalue()

@@ -58,7 +58,8 @@ class InferenceModel:
         self.module = module
         if not exported:
             module.eval()
-            module.requires_grad_(False)
+            for param in module.parameters():  # ScriptModules lack requires_grad_()
+                param.requires_grad_(False)
         self.assert_frozen()
 
     def assert_frozen(self) -> None:
@@ -72,7 +73,9 @@ class InferenceModel:
             )
         grads = [n for n, p in self.module.named_parameters() if p.requires_grad]
         if grads:
-            raise BundleError(f"{self.source}: parameters require gradients at inference: {grads[:5]}")
+            raise BundleError(
+                f"{self.source}: parameters require gradients at inference: {grads[:5]}"
+            )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         self.assert_frozen()

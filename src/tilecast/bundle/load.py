@@ -114,13 +114,17 @@ def load_bundle(uri: str | os.PathLike[str], *, check_golden: bool = True) -> Bu
     worst = None
     if check_golden:
         if not contract.golden.files:
-            raise BundleError(f"{uri}: {CONTRACT_NAME} lists no golden samples; refusing to serve unchecked")
+            raise BundleError(
+                f"{uri}: {CONTRACT_NAME} lists no golden samples; refusing to serve unchecked"
+            )
         worst = 0.0
         for name in contract.golden.files:
             pair = GoldenPair.from_bytes(
                 name, files.read(f"{GOLDEN_DIR}/{name}"), default_order=contract.input.channel_order
             )
-            worst = max(worst, check_pair(pair, contract=contract, stats=stats, model=model, where=uri))
+            worst = max(
+                worst, check_pair(pair, contract=contract, stats=stats, model=model, where=uri)
+            )
     log.info(
         "loaded bundle %s (%s %s, digest %s, golden max error %s)",
         uri,

@@ -79,7 +79,9 @@ def verify_listing(manifest: Manifest, present: list[str], *, where: str) -> Non
     actual = set(present) - {MANIFEST_NAME}
     missing = sorted(listed - actual)
     if missing:
-        raise BundleIntegrityError(f"{where}: files listed in {MANIFEST_NAME} are missing: {missing}")
+        raise BundleIntegrityError(
+            f"{where}: files listed in {MANIFEST_NAME} are missing: {missing}"
+        )
     extra = sorted(actual - listed)
     if extra:
         raise BundleIntegrityError(f"{where}: files not listed in {MANIFEST_NAME}: {extra}")

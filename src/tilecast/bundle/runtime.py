@@ -95,7 +95,9 @@ def prepare(
                 guard = guard_pixels(array, policy=sentinel_policy(contract), nodata=nodata)
                 valid, counts = guard.valid, dict(guard.counts)
             case "reorder_channels":
-                array = reorder_channels(array, source=channel_order, target=contract.input.channel_order)
+                array = reorder_channels(
+                    array, source=channel_order, target=contract.input.channel_order
+                )
             case "fill_invalid":
                 assert valid is not None  # guard_sentinels is required and runs first
                 policy = step.params.get("policy", "mean")

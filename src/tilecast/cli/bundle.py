@@ -54,7 +54,11 @@ def create(
 
     baked = () if host_only else (bake or DEFAULT_BAKED)
     result = create_from_training_dir(
-        source, out, model_format=model_format, baked=baked, overwrite=overwrite  # type: ignore[arg-type]
+        source,
+        out,
+        model_format=model_format,
+        baked=baked,
+        overwrite=overwrite,  # type: ignore[arg-type]
     )
     click.echo(f"created {out}: {result.contract.name} {result.contract.version}")
     click.echo(f"digest  {result.digest}")
@@ -117,7 +121,9 @@ def inspect(bundle_uri: str, as_json: bool) -> None:
         click.echo(f"step {n}     {step.op:<17} {where}{params}")
     p = c.postprocessing
     click.echo(f"post       {p.activation}, labels {list(p.labels)}, threshold {p.threshold}")
-    click.echo(f"golden     {len(c.golden.files)} from {c.golden.source}, atol {c.golden.atol}, "
-               f"max error {b.golden_max_error:.2g}")
+    click.echo(
+        f"golden     {len(c.golden.files)} from {c.golden.source}, atol {c.golden.atol}, "
+        f"max error {b.golden_max_error:.2g}"
+    )
     for name, entry in sorted(b.manifest.files.items()):
         click.echo(f"file       {name:<34} {entry.size:>10}  {entry.sha256[:16]}")

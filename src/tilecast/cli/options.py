@@ -23,7 +23,9 @@ channel_order_option = click.option(
 
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING - 10 * verbosity
-    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def reports_errors(fn: F) -> F:

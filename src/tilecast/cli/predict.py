@@ -21,7 +21,9 @@ def predict(bundle_uri: str, source: str, destination: str, channel_order: str |
     bundle = load_bundle(bundle_uri)
     result = predict_image_file(bundle, source, destination, channel_order=channel_order)
     c = result.confidence
-    click.echo(f"model      {bundle.contract.name} {bundle.contract.version} ({bundle.digest[:12]})")
+    click.echo(
+        f"model      {bundle.contract.name} {bundle.contract.version} ({bundle.digest[:12]})"
+    )
     click.echo(f"input      {source} {result.input_shape} {result.channel_order}")
     click.echo(f"output     {destination} {result.output_shape} float32, NoData -1")
     counts = ", ".join(f"{k}: {v}" for k, v in result.sentinel_counts.items()) or "none"

@@ -41,7 +41,6 @@ class RasterImage:
     uri: str
     channel_order: str | None = None  # from the bands' colour interpretation, when it says
 
-
     @property
     def shape(self) -> tuple[int, int, int]:
         c, h, w = self.array.shape
@@ -120,12 +119,11 @@ def write_raster(
         profile["interleave"] = "pixel"
     import warnings
 
-    with atomic_local_path(uri, suffix=".tif") as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(array)
-                if tags:
-                    dst.update_tags(**{k: str(v) for k, v in tags.items()})
-                for i, desc in enumerate(band_descriptions or [], start=1):
-                    dst.set_band_description(i, desc)
+    with atomic_local_path(uri, suffix=".tif") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(tmp, "w", **profile) as dst:
+            dst.write(array)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i, desc in enumerate(band_descriptions or [], start=1):
+                dst.set_band_description(i, desc)

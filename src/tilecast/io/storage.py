@@ -86,7 +86,9 @@ def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Itera
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"{final.parent}: cannot create directory ({exc})") from exc
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=suffix or ".part", dir=final.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=f".{final.name}.", suffix=suffix or ".part", dir=final.parent
+    )
     os.close(fd)
     tmp = Path(name)
     try:

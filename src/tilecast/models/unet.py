@@ -112,8 +112,7 @@ class UNet(nn.Module):
             for i in range(1, depth + 1)
         )
         self.up = nn.ModuleList(
-            nn.ConvTranspose2d(w[i], w[i - 1], kernel_size=2, stride=2)
-            for i in range(depth, 0, -1)
+            nn.ConvTranspose2d(w[i], w[i - 1], kernel_size=2, stride=2) for i in range(depth, 0, -1)
         )
         self.decode = nn.ModuleList(
             _ConvBlock(2 * w[i - 1], w[i - 1], norm, min_group_channels)

@@ -115,7 +115,9 @@ def predict_image_file(
             "tilecast_source_channel_order": order,
         },
     )
-    log.info("input %s %s (%s) -> output %s", os.fspath(source), image.array.shape, order, out.shape)
+    log.info(
+        "input %s %s (%s) -> output %s", os.fspath(source), image.array.shape, order, out.shape
+    )
     log.info(
         "confidence: valid %d, invalid %d, min %.3f mean %.3f max %.3f, %.2f%% >= %.2f",
         summary.n_valid,

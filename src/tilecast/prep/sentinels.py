@@ -15,7 +15,7 @@ image can never hold -999, so that comparison is skipped, not an error).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -234,8 +234,8 @@ def guard_pixels(
 ) -> GuardResult:
     """Validity mask and per-reason counts for a (C, H, W) or (H, W) image.
 
-    Numeric arrays of any dtype are compared without casting the image (each comparison
-    is done in the image's own dtype, one boolean plane at a time). Object arrays (and
+    Numeric arrays of any dtype are compared without casting the image: each comparison is
+    done in the image's own dtype, one (H, W) boolean plane at a time. Object arrays (and
     string arrays) are checked element by element: ``None``, sentinel strings, strings that
     parse to a sentinel number, NaN, infinities, and strings that are not numbers at all
     are invalid. The reasons are tried in this order and a pixel is counted under the first
@@ -251,6 +251,8 @@ def guard_pixels(
     if nodata is not None:
         nodata = float(nodata)
     planes = image if image.ndim == 3 else image[np.newaxis]
+    if planes.shape[0] == 0:
+        raise InputError(f"guard_pixels expects at least one channel, shape {image.shape} is given")
     kind = planes.dtype.kind
     if kind in "biuf":
         reasons = _numeric_reasons(planes, policy, nodata)
@@ -279,22 +281,30 @@ def _numeric_reasons(
     dtype = planes.dtype
     if dtype.kind == "f":
         if policy.nan or _is_nan(nodata):
-            yield REASON_NAN, np.isnan(planes).any(axis=0)
+            yield REASON_NAN, _any_channel(planes, np.isnan)
         inf_nodata = nodata is not None and math.isinf(nodata)
         if policy.inf or (inf_nodata and nodata > 0):
-            yield REASON_POS_INF, (planes == np.inf).any(axis=0)
+            yield REASON_POS_INF, _any_channel(planes, lambda p: p == np.inf)
         if policy.inf or (inf_nodata and nodata < 0):
-            yield REASON_NEG_INF, (planes == -np.inf).any(axis=0)
+            yield REASON_NEG_INF, _any_channel(planes, lambda p: p == -np.inf)
     if nodata is not None and math.isfinite(nodata):
         stored = _stored(nodata, dtype)
         if stored is not None:
-            yield REASON_NODATA, (planes == stored).any(axis=0)
+            yield REASON_NODATA, _any_channel(planes, lambda p, s=stored: p == s)
     for v in policy.values:
         if nodata is not None and v == nodata:
             continue  # counted as nodata
         stored = _stored(v, dtype)
         if stored is not None:
-            yield str(v), (planes == stored).any(axis=0)
+            yield str(v), _any_channel(planes, lambda p, s=stored: p == s)
+
+
+def _any_channel(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """OR of ``test`` over channels, one (H, W) plane at a time (no (C, H, W) temporary)."""
+    hit = test(planes[0])
+    for plane in planes[1:]:
+        hit |= test(plane)
+    return hit
 
 
 def _stored(value: float, dtype: np.dtype) -> np.generic | None:

@@ -1,0 +1,68 @@
+"""Reading and writing polygon layers (GeoPackage) through pyogrio/geopandas.
+
+Writes are atomic: the layer is written to a temporary sibling file and moved into place, so a
+reader sees the old file or the whole new one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import geopandas as gpd
+import pyogrio
+from shapely.geometry.base import BaseGeometry
+
+from tilecast.errors import InputError, StorageError
+from tilecast.io.storage import atomic_local_path
+
+
+def write_polygons(
+    uri: str | os.PathLike[str],
+    geometries: Sequence[BaseGeometry],
+    *,
+    crs: str,
+    attributes: Mapping[str, Sequence] | None = None,
+    layer: str | None = None,
+) -> None:
+    """Write polygons and their attribute columns as a GeoPackage, atomically.
+
+    Every attribute column must have one value per geometry. An empty layer is written with
+    its columns (GeoPackage keeps the schema).
+    """
+    attributes = dict(attributes or {})
+    count = len(geometries)
+    for name, values in attributes.items():
+        if len(values) != count:
+            raise InputError(
+                f"attribute {name!r} must have one value per geometry ({count}), "
+                f"{len(values)} are given"
+            )
+        if name == "geometry":
+            raise InputError("attribute name 'geometry' is reserved for the geometry column")
+    frame = gpd.GeoDataFrame(
+        {name: list(values) for name, values in attributes.items()},
+        geometry=list(geometries),
+        crs=crs,
+    )
+    text = os.fspath(uri)
+    with atomic_local_path(uri, suffix=".gpkg") as tmp:
+        tmp.unlink()  # the GeoPackage driver creates the file itself
+        try:
+            frame.to_file(
+                tmp,
+                driver="GPKG",
+                layer=layer or os.path.splitext(os.path.basename(text))[0],
+                engine="pyogrio",
+            )
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise StorageError(f"{text}: cannot write a GeoPackage ({exc})") from exc
+
+
+def read_polygons(uri: str | os.PathLike[str], *, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a polygon layer (the first one unless ``layer`` is named)."""
+    text = os.fspath(uri)
+    try:
+        return gpd.read_file(text, layer=layer, engine="pyogrio")
+    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise StorageError(f"{text}: cannot read as a vector layer ({exc})") from exc
