@@ -66,6 +66,15 @@ def channel_order_of(interp: tuple[ColorInterp, ...]) -> str | None:
     return order
 
 
+def colorinterp_for(channel_order: str, count: int) -> list[ColorInterp]:
+    """Colour interpretations that make a reader see ``channel_order`` (e.g. 'RGB', 'BGR', 'L')."""
+    by_letter = {letter: ci for ci, letter in _INTERP_LETTERS.items()}
+    letters = "L" if channel_order in ("L", "GRAY") else channel_order
+    if len(letters) != count or any(letter not in by_letter for letter in letters):
+        raise InputError(f"channel order {channel_order!r} cannot describe {count} band(s)")
+    return [by_letter[letter] for letter in letters]
+
+
 def read_raster(uri: str | os.PathLike[str]) -> RasterImage:
     """Read every band of a raster. Plain images (PNG, JPEG) get an identity transform."""
     text = os.fspath(uri)
@@ -95,6 +104,7 @@ def write_raster(
     nodata: float | None,
     tags: dict[str, Any] | None = None,
     band_descriptions: list[str] | None = None,
+    channel_order: str | None = None,
     compress: str = "lzw",
     tiled: bool = True,
 ) -> None:
