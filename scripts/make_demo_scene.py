@@ -18,7 +18,9 @@ DEMO_SEED = 20261122
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--seed", type=int, default=DEMO_SEED)
     parser.add_argument("--size", type=int, default=2048, help="scene height and width in pixels")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import rasterio
 from rasterio.features import rasterize
 
@@ -21,7 +20,9 @@ from tilecast.io.vector import read_polygons
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--prediction", required=True)
     parser.add_argument("--truth", required=True)
@@ -35,11 +36,18 @@ def main() -> None:
         shape, transform = src.shape, src.transform
     truth_polygons = read_polygons(args.truth)
     truth = rasterize(
-        ((g, 1) for g in truth_polygons.geometry), out_shape=shape, transform=transform, dtype="uint8"
+        ((g, 1) for g in truth_polygons.geometry),
+        out_shape=shape,
+        transform=transform,
+        dtype="uint8",
     ).astype(bool)
     pred = (prob >= threshold) & ~nodata
     scores = object_scores(pred, truth, iou_threshold=0.5, ignore=nodata)
-    print(f"threshold  {threshold:.3f} (bundle calibrated)" if args.threshold is None else f"threshold  {threshold:.3f}")
+    print(
+        f"threshold  {threshold:.3f} (bundle calibrated)"
+        if args.threshold is None
+        else f"threshold  {threshold:.3f}"
+    )
     print(f"pixel IoU  {pixel_iou(pred, truth, ignore=nodata):.3f}")
     print(
         f"objects    precision {scores.precision:.3f}  recall {scores.recall:.3f}  "
