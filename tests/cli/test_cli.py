@@ -103,3 +103,44 @@ def test_errors_are_one_clear_line(make_bundle, tmp_path, args, message):
     out = run(*filled)
     assert out.exit_code == 1
     assert message in out.output and "Traceback" not in out.output
+
+
+def test_create_from_a_python_model_and_a_draft(tmp_path):
+    import yaml
+
+    from support import stats_bytes
+
+    draft = {
+        "name": "py-model",
+        "version": "2.0",
+        "input": {
+            "channels": 3,
+            "channel_order": "BGR",
+            "dtype": "uint8",
+            "value_scaling": "unit",
+            "input_range": [0, 255],
+        },
+        "postprocessing": {"activation": "sigmoid", "labels": ["bg", "fg"], "threshold": 0.3},
+    }
+    (tmp_path / "draft.yaml").write_text(yaml.safe_dump(draft))
+    (tmp_path / "stats.json").write_bytes(
+        stats_bytes(mean=[0.4, 0.45, 0.38], std=[0.12, 0.11, 0.13])
+    )
+    out = run(
+        "bundle", "create", "--model-factory", "support:tiny_unet",
+        "--draft", tmp_path / "draft.yaml", "--stats", tmp_path / "stats.json", "--out", tmp_path / "b",
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    inspect = run("bundle", "inspect", tmp_path / "b", "--json")
+    import json
+
+    contract = json.loads(inspect.output)["contract"]
+    assert contract["input"]["channel_order"] == "BGR"
+    assert contract["alignment"]["multiple"] == 32  # derived from the model, not the draft
+    assert contract["model"]["format"] == "export"
+    assert contract["golden"]["source"] == "bundle"
+
+
+def test_create_needs_exactly_one_source(tmp_path):
+    out = CliRunner().invoke(cli, ["bundle", "create", "--out", str(tmp_path / "b")])
+    assert out.exit_code == 2 and "either SOURCE" in out.output

@@ -359,3 +359,59 @@ def create_from_training_dir(
         training_golden=golden,
         overwrite=overwrite,
     )
+
+
+# -- a Python model plus a contract draft ---------------------------------------------------
+
+
+def import_factory(spec: str) -> Any:
+    """``package.module:callable`` -> the callable (run at bundle creation only, never at load)."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ContractError(f"model factory must look like 'package.module:callable', got {spec!r}")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ContractError(f"cannot import model factory {spec!r}: {exc}") from exc
+
+
+def read_draft(data: bytes, *, where: str) -> ContractDraft:
+    try:
+        return ContractDraft.model_validate(yaml.safe_load(data))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise ContractError(f"{where}: invalid contract draft: {exc}") from exc
+
+
+def create_from_python(
+    factory: str,
+    *,
+    draft: str | os.PathLike[str],
+    stats: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    weights: str | os.PathLike[str] | None = None,
+    model_format: ModelFormat = "export",
+    overwrite: bool = False,
+) -> Bundle:
+    """Bundle the module that ``factory`` returns, with a contract draft (YAML or JSON)."""
+    net = import_factory(factory)()
+    if not isinstance(net, nn.Module):
+        raise ContractError(
+            f"model factory {factory!r} returned {type(net).__name__}, not an nn.Module"
+        )
+    if weights is not None:
+        where = os.fspath(weights)
+        checkpoint = torch.load(
+            io.BytesIO(storage.read_bytes(weights)), map_location="cpu", weights_only=True
+        )
+        load_state_dict_into(net, extract_state_dict(checkpoint, where=where), where=where)
+    return create_bundle(
+        net,
+        read_draft(storage.read_bytes(draft), where=os.fspath(draft)),
+        stats_bytes=storage.read_bytes(stats),
+        out=out,
+        model_format=model_format,
+        architecture=getattr(net, "registry_name", None),
+        overwrite=overwrite,
+    )

@@ -15,8 +15,16 @@ def bundle() -> None:
 
 
 @bundle.command()
-@click.argument("source")
+@click.argument("source", required=False)
 @click.option("--out", required=True, help="Directory to write the bundle to.")
+@click.option(
+    "--model-factory",
+    help="Instead of SOURCE: 'package.module:callable' returning the nn.Module to bundle "
+    "(with --draft and --stats, optionally --weights).",
+)
+@click.option("--draft", help="Contract draft (YAML/JSON) for --model-factory.")
+@click.option("--stats", "stats_file", help="normalization_stats.json for --model-factory.")
+@click.option("--weights", help="state_dict or checkpoint to load into the factory's model.")
 @click.option(
     "--format",
     "model_format",
@@ -36,30 +44,50 @@ def bundle() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing bundle at --out.")
 @reports_errors
 def create(
-    source: str,
+    source: str | None,
     out: str,
+    model_factory: str | None,
+    draft: str | None,
+    stats_file: str | None,
+    weights: str | None,
     model_format: str,
     bake: tuple[str, ...],
     host_only: bool,
     overwrite: bool,
 ) -> None:
-    """Make a verified bundle from a training directory.
+    """Make a verified bundle from a training directory or a Python model.
 
     SOURCE holds best_model.pth (state_dict or checkpoint dict), normalization_stats.json and
     config.yaml, and optionally golden/*.npz pairs made by the training code, which the
-    serving path must reproduce before the bundle is written.
+    serving path must reproduce before the bundle is written. Or give --model-factory,
+    --draft and --stats to bundle a model defined in Python.
     """
     from tilecast.bundle import create_from_training_dir
-    from tilecast.bundle.create import DEFAULT_BAKED
+    from tilecast.bundle.create import DEFAULT_BAKED, create_from_python
 
-    baked = () if host_only else (bake or DEFAULT_BAKED)
-    result = create_from_training_dir(
-        source,
-        out,
-        model_format=model_format,
-        baked=baked,
-        overwrite=overwrite,  # type: ignore[arg-type]
-    )
+    if (source is None) == (model_factory is None):
+        raise click.UsageError("give either SOURCE (a training directory) or --model-factory")
+    if model_factory is not None:
+        if not (draft and stats_file):
+            raise click.UsageError("--model-factory needs --draft and --stats")
+        result = create_from_python(
+            model_factory,
+            draft=draft,
+            stats=stats_file,
+            out=out,
+            weights=weights,
+            model_format=model_format,  # type: ignore[arg-type]
+            overwrite=overwrite,
+        )
+    else:
+        baked = () if host_only else (bake or DEFAULT_BAKED)
+        result = create_from_training_dir(
+            source,  # type: ignore[arg-type]
+            out,
+            model_format=model_format,  # type: ignore[arg-type]
+            baked=baked,
+            overwrite=overwrite,
+        )
     click.echo(f"created {out}: {result.contract.name} {result.contract.version}")
     click.echo(f"digest  {result.digest}")
     click.echo(
