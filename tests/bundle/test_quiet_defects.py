@@ -246,3 +246,12 @@ def test_unit_and_symmetric_scaling_feed_the_model_the_declared_range(tmp_path):
 def test_stats_object_is_what_the_file_says(make_bundle):
     b = load_bundle(make_bundle())
     assert b.stats == NormalizationStats.model_validate(STATS)
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (20, 32), (32, 97)])
+def test_exported_program_serves_images_down_to_one_alignment_cell(make_bundle, h, w):
+    b = load_bundle(make_bundle("export"))
+    image = np.full((3, h, w), 120, dtype=np.uint8)
+    out = infer(b.contract, b.stats, b.model, image, channel_order="RGB")
+    assert out.probabilities.shape == (1, h, w)
+    assert np.isfinite(out.probabilities).all()

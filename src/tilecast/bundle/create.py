@@ -237,6 +237,7 @@ def write_bundle(
     final.parent.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(contents, producer=producer())
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
     try:
         for name, data in {**contents, MANIFEST_NAME: manifest.to_json().encode()}.items():
             path = tmp / name

@@ -191,6 +191,20 @@ def _load_torchscript(data: bytes, ctx: LoadContext) -> InferenceModel:
     return InferenceModel(module, source=ctx.where)
 
 
+def _size_oblivious() -> Any:
+    """Without this, export specialises away inputs whose side is exactly one alignment
+    multiple (a 1 x 1 bottleneck), so a 20 px image padded to 32 would be refused at serve time.
+    The switch is private to torch; where it is missing, export runs as is."""
+    try:
+        from torch.fx.experimental import _config as fx_config
+
+        return fx_config.patch(backed_size_oblivious=True)
+    except (ImportError, AttributeError, KeyError):  # pragma: no cover - older/newer torch
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 def export_program(
     module: nn.Module, *, contract: Contract, example: torch.Tensor, max_side: int = 16384
 ) -> bytes:
@@ -206,7 +220,7 @@ def export_program(
         2: m * Dim("h", min=1, max=limit) if m > 1 else Dim("h", min=1, max=max_side),
         3: m * Dim("w", min=1, max=limit) if m > 1 else Dim("w", min=1, max=max_side),
     }
-    with torch.no_grad():
+    with torch.no_grad(), _size_oblivious():
         program = torch.export.export(module, (example,), dynamic_shapes=(dims,))
     buf = io.BytesIO()
     torch.export.save(

@@ -27,6 +27,7 @@ from tilecast.prep import (
     normalize,
     pad_to_multiple,
     reorder_channels,
+    resize_bilinear,
     scale_values,
 )
 
@@ -80,11 +81,20 @@ def prepare(
     *,
     channel_order: str,
     nodata: float | None = None,
+    valid: np.ndarray | None = None,
+    resize_to: tuple[int, int] | None = None,
 ) -> Prepared:
-    """Run the contract's host-side steps on one ``(C, H, W)`` image."""
+    """Run the contract's host-side steps on one ``(C, H, W)`` image.
+
+    ``valid`` is an extra validity mask from the reader (pixels no source covers); the guard's
+    mask is combined with it. ``resize_to`` resamples (bilinear) right after the invalid pixels
+    are filled and before any value scaling, so no sentinel is ever interpolated: this is how a
+    multi-scale job feeds a downsampled context through the same contract.
+    """
     check_image(contract, image, channel_order=channel_order)
     array: np.ndarray = image
-    valid: np.ndarray | None = None
+    reader_valid = valid
+    valid = None
     counts: Mapping[str, int] = {}
     padding: Padding | None = None
     for step in contract.preprocessing:
@@ -94,6 +104,11 @@ def prepare(
             case "guard_sentinels":
                 guard = guard_pixels(array, policy=sentinel_policy(contract), nodata=nodata)
                 valid, counts = guard.valid, dict(guard.counts)
+                if reader_valid is not None:
+                    uncovered = int((guard.valid & ~reader_valid).sum())
+                    if uncovered:
+                        counts["uncovered"] = uncovered
+                    valid = guard.valid & reader_valid
             case "reorder_channels":
                 array = reorder_channels(
                     array, source=channel_order, target=contract.input.channel_order
@@ -108,6 +123,8 @@ def prepare(
                     mean=fill_value_mean(contract, stats) if policy == "mean" else None,
                     value=step.params.get("value"),
                 )
+                if resize_to is not None and tuple(array.shape[-2:]) != tuple(resize_to):
+                    array = resize_bilinear(array, resize_to, align_corners=False)
             case "scale_values":
                 array = scale_values(
                     array,
@@ -161,9 +178,15 @@ def infer(
     *,
     channel_order: str,
     nodata: float | None = None,
+    resize_to: tuple[int, int] | None = None,
 ) -> Inference:
-    """The whole contract on one image: host steps, model program, activation, crop."""
-    prepared = prepare(contract, stats, image, channel_order=channel_order, nodata=nodata)
+    """The whole contract on one image: host steps, model program, activation, crop.
+
+    With ``resize_to`` the probabilities come back at the resized extent.
+    """
+    prepared = prepare(
+        contract, stats, image, channel_order=channel_order, nodata=nodata, resize_to=resize_to
+    )
     batch = torch.from_numpy(prepared.array[None])
     probs = activate(contract, model(batch))[0]
     out = crop_padding(probs, prepared.padding).cpu().numpy().astype(np.float32, copy=False)

@@ -11,7 +11,8 @@ What a scene holds, at 3 m per pixel, north up, EPSG:3413:
 - tundra: multi-octave value noise mixing dry, green and shrub colours, with a faint hillshade;
 - thermokarst lakes (dark, elongated, with a lighter shallow rim) and meandering rivers with
   bright sand bars;
-- look-alikes: bright bare patches and dark wet patches, which a detector must not call slumps;
+- look-alikes, which a detector must not call slumps: bright bare patches, dark wet patches, and
+  brown bare peat patches the colour of a slump floor but without a headwall;
 - an irregular NoData edge on one or two sides, like a basemap footprint edge;
 - slumps 50 m to 2 km across: teardrop or horseshoe outlines whose upslope side is a bright bare
   headwall arc and whose floor is darker, muddy brown, streaked downslope, with a soft edge.
@@ -204,7 +205,7 @@ def _terrain(rng: np.random.Generator, *, height: int, width: int) -> _Canvas:
     # fine-grained brightness texture
     def hillshade(grid: np.ndarray) -> np.ndarray:
         gy, gx = np.gradient(grid)
-        return np.clip((gy + gx) * np.float32(-40.0), -1.0, 1.0)
+        return np.clip((gy + gx) * np.float32(-25.0), -1.0, 1.0)
 
     light = relief.map(hillshade).resample()
     rgb *= (1.0 + 0.08 * light + 0.06 * grain)[None]
@@ -342,16 +343,21 @@ def _add_rivers(rng: np.random.Generator, canvas: _Canvas) -> list[np.ndarray]:
                 semi_v=size,
                 harmonics=_harmonics(rng, strength=0.2),
             )
-            _paint_patch(canvas, bar, sand, opacity=0.85)
+            _paint_patch(canvas, bar, sand, opacity=0.85, avoid=False)
     return paths
 
 
-def _paint_patch(canvas: _Canvas, blob: Blob, colour: np.ndarray, *, opacity: float) -> None:
+def _paint_patch(
+    canvas: _Canvas, blob: Blob, colour: np.ndarray, *, opacity: float, avoid: bool = True
+) -> None:
+    """Paint a soft-edged patch, unless ``avoid`` and it would touch a forbidden pixel."""
     box = blob.box(margin=3, height=canvas.height, width=canvas.width)
     if box.shape[0] <= 0 or box.shape[1] <= 0:
         return
     frame = blob.frame(box)
     inside_px = (1.0 - frame.rho) * frame.radius
+    if avoid and np.any(canvas.forbidden[box.slices] & (inside_px > -3.0)):
+        return
     alpha = np.clip(inside_px / 2.0 + 0.5, 0.0, 1.0) * np.float32(opacity)
     canvas.blend(box, colour, alpha)
     canvas.forbidden[box.slices] |= inside_px > -3.0
@@ -384,6 +390,17 @@ def _add_patches(rng: np.random.Generator, canvas: _Canvas) -> None:
             harmonics=_harmonics(rng, strength=0.35),
         )
         _paint_patch(canvas, blob, _colour(_WET), opacity=float(rng.uniform(0.4, 0.8)))
+    for _ in range(rng.poisson(2.0 * scale)):  # bare peat, drained pond floors: slump-brown
+        size = _log_uniform(rng, 8, 45)
+        blob = Blob(
+            cy=float(rng.uniform(0, height)),
+            cx=float(rng.uniform(0, width)),
+            angle=float(rng.uniform(0, 2 * np.pi)),
+            semi_u=size * float(rng.uniform(1.0, 1.8)),
+            semi_v=size,
+            harmonics=_harmonics(rng, strength=0.3),
+        )
+        _paint_patch(canvas, blob, _colour(_FLOOR), opacity=float(rng.uniform(0.5, 0.85)))
 
 
 # --- NoData edge -----------------------------------------------------------------------------
@@ -430,7 +447,7 @@ def _nodata_edge(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
 def _slump_sizes(rng: np.random.Generator, count: int, height: int, width: int) -> np.ndarray:
     """Largest extents in pixels, mostly small-medium, largest first."""
     cap = max(MIN_SLUMP_PX, min(MAX_SLUMP_PX, 0.4 * min(height, width)))
-    u = rng.random(count) ** 2.2
+    u = rng.random(count) ** 3.0
     sizes = MIN_SLUMP_PX * (MAX_SLUMP_PX / MIN_SLUMP_PX) ** u
     return np.sort(np.clip(sizes, MIN_SLUMP_PX, cap))[::-1]
 

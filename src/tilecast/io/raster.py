@@ -5,6 +5,7 @@ Arrays are channels-first ``(C, H, W)``. Georeferencing travels in :class:`Geore
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -107,8 +108,8 @@ def write_raster(
     channel_order: str | None = None,
     compress: str = "lzw",
     tiled: bool = True,
-) -> None:
-    """Write a ``(C, H, W)`` array as a GeoTIFF, atomically."""
+) -> str:
+    """Write a ``(C, H, W)`` array as a GeoTIFF, atomically; return the file's sha256."""
     if array.ndim != 3:
         raise InputError(f"write_raster expects (bands, rows, cols), got shape {array.shape}")
     count, height, width = array.shape
@@ -137,3 +138,53 @@ def write_raster(
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
             for i, desc in enumerate(band_descriptions or [], start=1):
                 dst.set_band_description(i, desc)
+            if channel_order:
+                dst.colorinterp = colorinterp_for(channel_order, count)
+        return hashlib.sha256(tmp.read_bytes()).hexdigest()
+
+
+def write_cog(
+    uri: str | os.PathLike[str],
+    array: np.ndarray,
+    *,
+    georef: Georef,
+    nodata: float | None,
+    channel_order: str | None = None,
+    blocksize: int = 512,
+    compress: str = "lzw",
+    tags: dict[str, Any] | None = None,
+) -> str:
+    """Write a Cloud-Optimized GeoTIFF (GDAL's COG driver, with overviews), atomically.
+
+    Returns the file's sha256.
+    """
+    from rasterio.io import MemoryFile
+    from rasterio.shutil import copy as rio_copy
+
+    count, height, width = array.shape
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "count": count,
+        "height": height,
+        "width": width,
+        "dtype": array.dtype.name,
+        "crs": georef.crs,
+        "transform": georef.transform,
+        "nodata": nodata,
+    }
+    with MemoryFile() as mem, mem.open(**profile) as tmp_ds:
+        tmp_ds.write(array)
+        if channel_order:
+            tmp_ds.colorinterp = colorinterp_for(channel_order, count)
+        if tags:
+            tmp_ds.update_tags(**{k: str(v) for k, v in tags.items()})
+        with atomic_local_path(uri, suffix=".tif") as tmp:
+            rio_copy(
+                tmp_ds,
+                str(tmp),
+                driver="COG",
+                compress=compress.upper(),
+                blocksize=blocksize,
+                overview_resampling="average",
+            )
+            return hashlib.sha256(tmp.read_bytes()).hexdigest()
