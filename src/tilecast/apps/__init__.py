@@ -1,0 +1,1 @@
+"""Applications built on tilecast: the thaw-slump job (``rts``) and the well-log digitiser."""

@@ -1,0 +1,1 @@
+"""The thaw-slump (RTS) inference job: config, tile list, plan and entry point."""

@@ -1,0 +1,119 @@
+"""The thaw-slump job's YAML config, validated at the edge (unknown keys and bad values refused).
+
+```yaml
+model:     {bundle: models/rts-demo, device: auto, precision: fp32, compile: false}
+input:     {basemap: <raster | VRT | folder of COG quads>, basemap_version: 2025-Q3}
+output:    {path: <dir>}
+inference: {tile_size: 512, scales: [1.0, 0.5], tta: minimal, batch_size: 64,
+            threshold: null, workers: 4}
+```
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tilecast.errors import ContractError
+from tilecast.grid import context_size
+from tilecast.io import storage
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSection(_Section):
+    bundle: str = Field(min_length=1)
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    compile: bool = False
+    channels_last: bool = True
+
+
+class InputSection(_Section):
+    basemap: str = Field(min_length=1)
+    basemap_version: str = Field(min_length=1)
+    tile_list_crs: str = Field(
+        default="EPSG:3413", description="CRS of the tile list's bboxes; must be the basemap's"
+    )
+    channel_order: str | None = Field(
+        default=None, description="the basemap's band order; default: its colour interpretation"
+    )
+
+
+class OutputSection(_Section):
+    path: str = Field(min_length=1)
+
+
+class InferenceSection(_Section):
+    tile_size: int = Field(default=512, ge=32)
+    scales: tuple[float, ...] = Field(default=(1.0, 0.5), min_length=1)
+    tta: Literal["none", "minimal", "standard"] = "minimal"
+    batch_size: int = Field(default=64, ge=1)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    workers: int = Field(default=4, ge=1)
+    checkpoint_every: int = Field(
+        default=200, ge=1, description="tiles between run-log checkpoints"
+    )
+    prefetch_tiles: int = Field(default=0, ge=0, description="tiles read ahead; 0 = 2 batches")
+
+    @field_validator("scales")
+    @classmethod
+    def _scales_valid(cls, scales: tuple[float, ...]) -> tuple[float, ...]:
+        if len(set(scales)) != len(scales):
+            raise ValueError(f"scales must be distinct, got {list(scales)}")
+        for s in scales:
+            if not 0 < s <= 1:
+                raise ValueError(f"each scale must be in (0, 1], got {s}")
+        return scales
+
+
+class RtsConfig(_Section):
+    model: ModelSection
+    input: InputSection
+    output: OutputSection
+    inference: InferenceSection = InferenceSection()
+
+    def check_scales(self) -> None:
+        for s in self.inference.scales:
+            context_size(self.inference.tile_size, s)  # raises with the reason
+
+
+def _path_of(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def parse_config(text: str, *, source: str = "<config>") -> RtsConfig:
+    """Parse YAML text; errors name the key path (``inference.batch_size``) and the value."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ContractError(f"{source}: expected a mapping with model, input, output, inference")
+    try:
+        config = RtsConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_path_of(e['loc'])}: {e['msg']}"
+            + (
+                f" (got {e['input']!r})"
+                if e["type"] != "missing" and not isinstance(e["input"], dict)
+                else ""
+            )
+            for e in exc.errors()
+        )
+        raise ContractError(f"{source}: {problems}") from exc
+    try:
+        config.check_scales()
+    except Exception as exc:
+        raise ContractError(f"{source}: inference.scales: {exc}") from exc
+    return config
+
+
+def load_config(uri: str | os.PathLike[str]) -> RtsConfig:
+    return parse_config(storage.read_text(uri), source=os.fspath(uri))

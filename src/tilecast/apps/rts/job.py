@@ -1,0 +1,332 @@
+"""The thaw-slump inference job: tile list in, fused per-tile predictions out, resumable.
+
+Reading runs ahead of the model in worker threads (a bounded number of tiles in flight), the
+model packs passes from many tiles into full batches, and a writer thread commits tiles behind
+it. The run log is checkpointed every ``checkpoint_every`` commits; it lists a tile only after
+its file is in place, so a killed run restarted with the same arguments skips what was
+committed and ends with the same tiles as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import itertools
+import logging
+import platform
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import torch
+
+from tilecast.apps.rts.config import RtsConfig
+from tilecast.apps.rts.plan import Plan, WorkItem, make_plan
+from tilecast.apps.rts.sink import TileSink
+from tilecast.apps.rts.tiles import SkippedTile, read_tile
+from tilecast.bundle import Bundle, load_bundle
+from tilecast.bundle.runtime import activate
+from tilecast.errors import InputError
+from tilecast.grid import Tile
+from tilecast.io import storage
+from tilecast.io.basemap import Basemap, ReadStats, open_basemap
+from tilecast.predict.batched import BatchedPredictor, TileInputs
+from tilecast.predict.views import tta_views
+from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
+from tilecast.run.record import CompletedTiles
+from tilecast.run.runlog import RunLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    output: str
+    log_uri: str
+    n_planned: int
+    n_committed: int  # this run
+    n_skipped: int  # this run (QC)
+    n_already_done: int  # committed by an earlier run and skipped now
+    elapsed_s: float
+    read_stats: ReadStats
+    model_passes: int
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def log_uri_for(output: str, shard: str | None) -> str:
+    name = f"inference_log.{shard}.json" if shard else "inference_log.json"
+    return storage.join(output, "logs", name)
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class RtsJob:
+    """One run (or restart) of the job over a tile list."""
+
+    def __init__(
+        self,
+        config: RtsConfig,
+        tiles: Sequence[Tile],
+        *,
+        shard: str | None = None,
+        progress: ProgressCallback = no_progress,
+    ) -> None:
+        self.config = config
+        self.tiles = tiles
+        self.shard = shard
+        self.progress = progress
+        self.output = config.output.path.rstrip("/")
+        self.log_uri = log_uri_for(self.output, shard)
+        self._lock = threading.Lock()
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _open(self) -> tuple[Bundle, Basemap, Plan, str]:
+        cfg = self.config
+        bundle = load_bundle(cfg.model.bundle)
+        basemap = open_basemap(cfg.input.basemap)
+        if not basemap.crs_matches(cfg.input.tile_list_crs):
+            raise InputError(
+                f"the tile list is in {cfg.input.tile_list_crs} (input.tile_list_crs), "
+                f"the basemap {cfg.input.basemap} is in {basemap.crs}"
+            )
+        if basemap.count != bundle.contract.input.channels:
+            raise InputError(
+                f"the basemap has {basemap.count} band(s), the model takes "
+                f"{bundle.contract.input.channels} ({bundle.contract.input.channel_order})"
+            )
+        order = cfg.input.channel_order or basemap.channel_order
+        if order is None:
+            order = bundle.contract.input.channel_order
+            log.warning(
+                "%s: colour interpretation does not name the band order; assuming %s "
+                "(set input.channel_order to say otherwise)",
+                cfg.input.basemap,
+                order,
+            )
+        plan = make_plan(
+            self.tiles,
+            grid=basemap.grid,
+            scales=cfg.inference.scales,
+            tile_size=cfg.inference.tile_size,
+        )
+        return bundle, basemap, plan, order
+
+    def _settings(self, bundle: Bundle) -> dict[str, object]:
+        inf = self.config.inference
+        return {
+            "bundle_digest": bundle.digest,
+            "scales": list(inf.scales),
+            "tta": inf.tta,
+            "tile_size": inf.tile_size,
+            "threshold": self.threshold(bundle),
+            "basemap_version": self.config.input.basemap_version,
+            "precision": self.config.model.precision,
+        }
+
+    def threshold(self, bundle: Bundle) -> float:
+        t = self.config.inference.threshold
+        return bundle.threshold if t is None else t
+
+    def _start_log(
+        self, bundle: Bundle, plan: Plan, fingerprint: str, device: torch.device
+    ) -> tuple[RunLog, CompletedTiles]:
+        cfg = self.config
+        if storage.exists(self.log_uri):
+            previous = RunLog.model_validate_json(storage.read_text(self.log_uri))
+            if previous.plan_fingerprint != fingerprint:
+                raise InputError(
+                    f"{self.log_uri}: this output holds a run with another tile list or settings "
+                    f"(fingerprint {previous.plan_fingerprint[:12]}, now {fingerprint[:12]}); "
+                    "use another output.path or remove the old run"
+                )
+            record = CompletedTiles.from_json(previous.tiles)
+            return previous, self._drop_missing_files(record)
+        runlog = RunLog(
+            model_version=f"{bundle.contract.name} {bundle.contract.version}",
+            model_checkpoint=bundle.model_file,
+            bundle_digest=bundle.digest,
+            normalization_stats_hash=bundle.stats_md5,
+            inference_date=now_iso(),
+            basemap=cfg.input.basemap,
+            basemap_version=cfg.input.basemap_version,
+            scales_used=list(cfg.inference.scales),
+            tta_config=cfg.inference.tta,
+            threshold=self.threshold(bundle),
+            tile_size=cfg.inference.tile_size,
+            precision=cfg.model.precision,
+            plan_fingerprint=fingerprint,
+            n_tiles_total=len(plan.items),
+            gpu_type=device_name(device),
+        )
+        return runlog, CompletedTiles()
+
+    def _drop_missing_files(self, record: CompletedTiles) -> CompletedTiles:
+        tiles_dir = storage.join(self.output, "tiles")
+        present = set(storage.list_files(tiles_dir)) if storage.exists(tiles_dir) else set()
+        missing = [t for t in record.ids("done") if f"{t}.tif" not in present]
+        if missing:
+            log.warning("%d tile(s) recorded as done have no file; recomputing them", len(missing))
+            record.forget(missing)
+        return record
+
+    def _model(self, bundle: Bundle, device: torch.device) -> None:
+        cfg = self.config.model
+        bundle.model.to(device)
+        if cfg.channels_last and not bundle.model.exported:
+            bundle.model.module.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            bundle.model.module = torch.compile(bundle.model.module)
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> JobResult:
+        start = time.monotonic()
+        cfg = self.config
+        bundle, basemap, plan, order = self._open()
+        device = resolve_device(cfg.model.device)
+        fingerprint = plan.fingerprint(**self._settings(bundle))
+        runlog, record = self._start_log(bundle, plan, fingerprint, device)
+        n_before = len(record)
+        todo = [item for item in plan.items if item.tile.tile_id not in record]
+        runlog.runs.append(
+            {
+                "started": now_iso(),
+                "tiles_already_recorded": n_before,
+                "device": device_name(device),
+            }
+        )
+        log.info(
+            "%d tiles planned, %d already recorded, %d to do", len(plan.items), n_before, len(todo)
+        )
+        self._model(bundle, device)
+        predictor = BatchedPredictor(
+            bundle.model,
+            activate=lambda logits: activate(bundle.contract, logits),
+            views=tta_views(cfg.inference.tta),
+            batch_size=cfg.inference.batch_size,
+            positive_index=bundle.contract.postprocessing.positive_index,
+            device=device,
+            precision=cfg.model.precision,
+            channels_last=cfg.model.channels_last,
+        )
+        sink = TileSink(
+            self.output,
+            grid=basemap.grid,
+            scales=plan.scales,
+            threshold=self.threshold(bundle),
+            tags={
+                "tilecast_model": runlog.model_version,
+                "tilecast_bundle_digest": bundle.digest,
+                "scales": ",".join(str(s) for s in plan.scales),
+                "tta": cfg.inference.tta,
+            },
+        )
+        tracker = ProgressTracker(len(todo), self.progress)
+        counts = collections.Counter(runlog.sentinel_counts)
+        qc = collections.Counter(runlog.qc_errors)
+        since_checkpoint = 0
+        previous_hours = runlog.processing_time_hours
+
+        def checkpoint(final: bool = False) -> None:
+            nonlocal runlog
+            with self._lock:
+                runlog = runlog.with_record(record)
+                runlog.sentinel_counts = dict(sorted(counts.items()))
+                runlog.qc_errors = dict(sorted(qc.items()))
+                runlog.processing_time_hours = previous_hours + (time.monotonic() - start) / 3600
+                if final:
+                    runlog.runs[-1]["finished"] = now_iso()
+                    if all(item.tile.tile_id in record for item in plan.items):
+                        runlog.status = "complete"
+                text = runlog.to_json()
+            storage.write_text(self.log_uri, text)
+
+        def commit(out) -> None:  # runs on the writer thread
+            nonlocal since_checkpoint
+            done = sink.commit(out)
+            with self._lock:
+                record.mark_done(done.tile_id, sha256=done.sha256, detected=done.detected)
+                counts.update(out.payload.sentinel_counts)
+                if done.n_clipped:
+                    qc["clipped_predictions"] += done.n_clipped
+                if done.n_non_finite:
+                    qc["non_finite_predictions"] += done.n_non_finite
+                since_checkpoint += 1
+                due = since_checkpoint >= cfg.inference.checkpoint_every
+                if due:
+                    since_checkpoint = 0
+            if due:
+                checkpoint()
+            tracker.advance()
+
+        def skip(skipped: SkippedTile) -> None:
+            log.warning("tile %s skipped: %s", skipped.item.tile.tile_id, skipped.reason)
+            with self._lock:
+                record.mark_skipped(skipped.item.tile.tile_id, reason=skipped.reason)
+            tracker.advance(skipped=True)
+
+        prefetch = cfg.inference.prefetch_tiles or max(
+            2 * cfg.inference.workers,
+            -(-2 * cfg.inference.batch_size // (len(plan.scales) * len(predictor.views))),
+        )
+        with (
+            ThreadPoolExecutor(
+                cfg.inference.workers, thread_name_prefix="tilecast-read"
+            ) as readers,
+            ThreadPoolExecutor(1, thread_name_prefix="tilecast-write") as writer,
+        ):
+            writes: collections.deque[Future[None]] = collections.deque()
+
+            def read(item: WorkItem) -> TileInputs | SkippedTile:
+                return read_tile(item, basemap=basemap, bundle=bundle, channel_order=order)
+
+            def inputs() -> Iterator[TileInputs]:
+                items = iter(todo)
+                pending = collections.deque(
+                    readers.submit(read, i) for i in itertools.islice(items, prefetch)
+                )
+                while pending:
+                    result = pending.popleft().result()
+                    nxt = next(items, None)
+                    if nxt is not None:
+                        pending.append(readers.submit(read, nxt))
+                    if isinstance(result, SkippedTile):
+                        writer.submit(skip, result)
+                        continue
+                    yield result
+
+            for out in predictor.run(inputs()):
+                writes.append(writer.submit(commit, out))
+                while writes and (writes[0].done() or len(writes) > prefetch):
+                    writes.popleft().result()  # re-raises a failed write here
+            while writes:
+                writes.popleft().result()
+        checkpoint(final=True)
+        basemap.close()
+        return JobResult(
+            output=self.output,
+            log_uri=self.log_uri,
+            n_planned=len(plan.items),
+            n_committed=tracker.done - tracker.skipped,
+            n_skipped=tracker.skipped,
+            n_already_done=n_before,
+            elapsed_s=time.monotonic() - start,
+            read_stats=basemap.stats,
+            model_passes=predictor.passes,
+        )

@@ -1,0 +1,67 @@
+"""Reading one planned tile's scale contexts and preparing them through the bundle's contract."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from tilecast.apps.rts.plan import WorkItem
+from tilecast.bundle import Bundle
+from tilecast.bundle.runtime import prepare
+from tilecast.io.basemap import Basemap
+from tilecast.predict.batched import TileInputs
+
+
+@dataclass(frozen=True)
+class SkippedTile:
+    item: WorkItem
+    reason: str
+
+
+@dataclass(frozen=True)
+class TilePayload:
+    item: WorkItem
+    sentinel_counts: Mapping[str, int]
+
+
+def read_tile(
+    item: WorkItem, *, basemap: Basemap, bundle: Bundle, channel_order: str
+) -> TileInputs | SkippedTile:
+    """Every scale's context of one tile, prepared at the model size; all-NoData tiles skip.
+
+    Each context is filled (NoData and sentinels replaced by the declared fill) before it is
+    resampled, so no invalid value is ever interpolated into a valid pixel.
+    """
+    tile_size = item.window.height
+    arrays = []
+    footprint: np.ndarray | None = None
+    counts: Mapping[str, int] = {}
+    for view in item.views:
+        pixels, covered = basemap.read(view.context)
+        prepared = prepare(
+            bundle.contract,
+            bundle.stats,
+            pixels,
+            channel_order=channel_order,
+            nodata=basemap.nodata,
+            valid=covered,
+            resize_to=(view.model_size, view.model_size),
+        )
+        if footprint is None:
+            inner = view.crop_back
+            footprint = prepared.valid[inner.slices]
+            counts = prepared.sentinel_counts if view.is_identity else {}
+            if not footprint.any():
+                return SkippedTile(item=item, reason="all NoData")
+        arrays.append(prepared.array)
+    assert footprint is not None
+    return TileInputs(
+        key=item.tile.tile_id,
+        arrays=np.stack(arrays),
+        context_sizes=tuple(v.context_size for v in item.views),
+        tile_size=tile_size,
+        valid=footprint,
+        payload=TilePayload(item=item, sentinel_counts=counts),
+    )

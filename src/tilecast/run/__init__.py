@@ -1,0 +1,1 @@
+"""Jobs: plan, progress, the record of committed work, the run log."""

@@ -1,0 +1,67 @@
+"""``logs/inference_log.json``: what ran, with what, and the record of every committed tile.
+
+Written atomically at every checkpoint, so a reader (or a restart) sees a whole log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tilecast.run.record import CompletedTiles
+
+RUN_LOG_SCHEMA_VERSION = 1
+
+
+class RunLog(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = RUN_LOG_SCHEMA_VERSION
+    status: str = "running"  # running | complete
+    model_version: str
+    model_checkpoint: str
+    bundle_digest: str
+    normalization_stats_hash: str
+    inference_date: str  # ISO timestamp of the first start
+    basemap: str
+    basemap_version: str
+    scales_used: list[float]
+    tta_config: str
+    threshold: float
+    tile_size: int
+    precision: str
+    plan_fingerprint: str
+    n_tiles_total: int
+    n_tiles_processed: int = 0
+    n_tiles_skipped: int = 0
+    n_tiles_with_detection: int = 0
+    total_rts_area_km2: float | None = None  # filled by the vectoriser
+    processing_time_hours: float = 0.0
+    gpu_type: str = "cpu"
+    runs: list[dict[str, Any]] = Field(default_factory=list)  # one entry per (re)start
+    skipped_reasons: dict[str, int] = Field(default_factory=dict)
+    sentinel_counts: dict[str, int] = Field(default_factory=dict)
+    qc_errors: dict[str, int] = Field(default_factory=dict)
+    tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def with_record(self, record: CompletedTiles) -> RunLog:
+        tiles = record.to_json()
+        done = [v for v in tiles.values() if v["status"] == "done"]
+        skipped = [v for v in tiles.values() if v["status"] == "skipped"]
+        reasons: dict[str, int] = {}
+        for v in skipped:
+            reasons[v.get("reason", "?")] = reasons.get(v.get("reason", "?"), 0) + 1
+        return self.model_copy(
+            update={
+                "tiles": tiles,
+                "n_tiles_processed": len(done),
+                "n_tiles_skipped": len(skipped),
+                "n_tiles_with_detection": sum(1 for v in done if v.get("detected")),
+                "skipped_reasons": dict(sorted(reasons.items())),
+            }
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=False) + "\n"
