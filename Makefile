@@ -5,10 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-v1
 DEMO   := demo_out
 
-.PHONY: demo test lint format model clean help
+.PHONY: demo predict-demo bench test lint format model clean help
 
 help:
-	@echo "make demo   set up .venv, make a synthetic basemap scene, run the demo model over it"
+	@echo "make demo   set up .venv, make a synthetic basemap of COG quads, run the tiled job over it"
+	@echo "make predict-demo  the untiled reference path on one scene, scored against its truth"
+	@echo "make bench  throughput and read amplification (bench/throughput.py)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 5 minutes)"
 
@@ -21,23 +23,31 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/python scripts/make_demo_scene.py --out $(DEMO)
+	$(BIN)/python scripts/make_demo_basemap.py --out $(DEMO)
 	$(BIN)/tilecast bundle verify models/rts-demo
+	$(BIN)/python scripts/inference.py --config configs/inference.yaml --tile-list $(DEMO)/tiles.csv
+	@echo "outputs: $(DEMO)/inference/tiles/*.tif (probability + winning scale per tile),"
+	@echo "         $(DEMO)/inference/logs/inference_log.json; inputs: $(DEMO)/basemap/, $(DEMO)/truth.gpkg"
+
+predict-demo: $(STAMP)
+	$(BIN)/python scripts/make_demo_scene.py --out $(DEMO)
 	$(BIN)/tilecast -v predict models/rts-demo $(DEMO)/scene.tif $(DEMO)/prediction.tif
 	$(BIN)/python scripts/score_demo.py --bundle models/rts-demo --prediction $(DEMO)/prediction.tif --truth $(DEMO)/truth.gpkg
-	@echo "outputs in $(DEMO)/: scene.tif, truth.gpkg, prediction.tif"
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py --basemap $(DEMO)/basemap
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts bench
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests scripts
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff check --fix src tests scripts bench
+	$(BIN)/ruff format src tests scripts bench
 
 model: $(STAMP)
 	$(BIN)/python scripts/train_demo_model.py --out build/train/rts-demo

@@ -8,6 +8,7 @@ from tilecast import __version__
 from tilecast.cli.bundle import bundle
 from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
+from tilecast.cli.rts import rts
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -20,3 +21,4 @@ def cli(verbose: int) -> None:
 
 cli.add_command(predict)
 cli.add_command(bundle)
+cli.add_command(rts)

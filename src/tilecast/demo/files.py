@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from tilecast.demo.scene import SyntheticScene
 from tilecast.io.raster import Georef, write_raster
 from tilecast.io.vector import write_polygons
@@ -38,3 +40,35 @@ def write_scene(scene: SyntheticScene, directory: str | os.PathLike[str]) -> Sce
         layer="slumps",
     )
     return paths
+
+
+def write_quads(
+    scene: SyntheticScene, directory: str | os.PathLike[str], *, quad_size: int
+) -> list[Path]:
+    """Cut the scene into ``quad_size`` COG quads (``quad_R_C.tif``), like a basemap delivery.
+
+    Quads that would hold no valid pixel are not written (a basemap has holes).
+    """
+    from affine import Affine
+
+    from tilecast.io.raster import write_cog
+
+    root = Path(directory)
+    written = []
+    for row in range(0, scene.height, quad_size):
+        for col in range(0, scene.width, quad_size):
+            part = scene.image[:, row : row + quad_size, col : col + quad_size]
+            if not (part != scene.nodata).any():
+                continue
+            x, y = scene.transform * (col, row)
+            path = root / f"quad_{row // quad_size}_{col // quad_size}.tif"
+            t = scene.transform
+            write_cog(
+                path,
+                np.ascontiguousarray(part),
+                georef=Georef(crs=scene.crs, transform=Affine(t.a, 0.0, x, 0.0, t.e, y)),
+                nodata=scene.nodata,
+                channel_order="RGB",
+            )
+            written.append(path)
+    return written

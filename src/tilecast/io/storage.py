@@ -99,6 +99,24 @@ def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Itera
         raise
 
 
+def remove_temporaries(directory: str | os.PathLike[str]) -> int:
+    """Delete temporary files a killed writer left in ``directory`` (``.{name}.*`` siblings).
+
+    They are never visible as outputs (hidden names), but would pile up over restarts.
+    """
+    if not is_local(directory):
+        return 0
+    root = local_path(directory)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in root.iterdir():
+        if path.name.startswith(".") and path.is_file() and path.name.count(".") >= 3:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 @contextlib.contextmanager
 def open_read(uri: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     try:

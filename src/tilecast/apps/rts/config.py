@@ -56,6 +56,9 @@ class InferenceSection(_Section):
     batch_size: int = Field(default=64, ge=1)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     workers: int = Field(default=4, ge=1)
+    micro_batch: int | None = Field(
+        default=None, ge=1, description="samples per model call; null = 1 on CPU, batch_size on GPU"
+    )
     checkpoint_every: int = Field(
         default=200, ge=1, description="tiles between run-log checkpoints"
     )

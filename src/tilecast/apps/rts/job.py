@@ -178,6 +178,9 @@ class RtsJob:
 
     def _drop_missing_files(self, record: CompletedTiles) -> CompletedTiles:
         tiles_dir = storage.join(self.output, "tiles")
+        stale = storage.remove_temporaries(tiles_dir)
+        if stale:
+            log.info("removed %d temporary file(s) left by an interrupted run", stale)
         present = set(storage.list_files(tiles_dir)) if storage.exists(tiles_dir) else set()
         missing = [t for t in record.ids("done") if f"{t}.tif" not in present]
         if missing:
@@ -224,6 +227,7 @@ class RtsJob:
             device=device,
             precision=cfg.model.precision,
             channels_last=cfg.model.channels_last,
+            micro_batch=cfg.inference.micro_batch,
         )
         sink = TileSink(
             self.output,

@@ -1,0 +1,129 @@
+"""Builders for the thaw-slump job tests: quad basemaps, echo bundles, configs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from affine import Affine
+
+from tilecast.apps.rts.config import RtsConfig
+from tilecast.bundle import ContractDraft, create_bundle
+from tilecast.bundle.contract import InputSpec, Postprocessing
+from tilecast.grid import PixelGrid, Tile, make_tile_grid
+from tilecast.io.raster import Georef, write_cog
+
+ORIGIN = (-2_400_000.0, -300_000.0)
+RES = 3.0
+
+
+def write_quad_basemap(
+    root: Path, image: np.ndarray, *, quad: int, nodata: float = 0, channel_order: str = "RGB"
+) -> Path:
+    """Cut ``image`` into COG quads under ``root`` (quads with no valid pixel are left out)."""
+    root.mkdir(parents=True, exist_ok=True)
+    _, h, w = image.shape
+    for r in range(0, h, quad):
+        for c in range(0, w, quad):
+            part = np.ascontiguousarray(image[:, r : r + quad, c : c + quad])
+            if (part == nodata).all():
+                continue
+            transform = Affine(RES, 0, ORIGIN[0] + c * RES, 0, -RES, ORIGIN[1] - r * RES)
+            write_cog(
+                root / f"quad_{r // quad}_{c // quad}.tif",
+                part,
+                georef=Georef(crs="EPSG:3413", transform=transform),
+                nodata=nodata,
+                channel_order=channel_order,
+                blocksize=128,
+            )
+    return root
+
+
+def grid_for(image: np.ndarray) -> PixelGrid:
+    _, h, w = image.shape
+    return PixelGrid(
+        x0=ORIGIN[0], y0=ORIGIN[1], res_x=RES, res_y=RES, width=w, height=h, crs="EPSG:3413"
+    )
+
+
+def tiles_for(image: np.ndarray, *, tile_size: int, stride: int) -> list[Tile]:
+    return make_tile_grid(grid_for(image), tile_size=tile_size, stride=stride, region="test")
+
+
+def smooth_rgb(seed: int, h: int, w: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(20, 235, size=(3, h // 16 + 2, w // 16 + 2))
+    image = np.kron(coarse, np.ones((16, 16)))[:, :h, :w] + rng.normal(0, 6, size=(3, h, w))
+    return np.clip(image, 1, 255).astype(np.uint8)
+
+
+def coordinate_image(h: int, w: int) -> np.ndarray:
+    """uint16 RGB: band 1 = row + 1, band 2 = col + 1, band 3 = 1 (0 is NoData)."""
+    rows, cols = np.mgrid[0:h, 0:w]
+    return np.stack([rows + 1, cols + 1, np.ones_like(rows)]).astype(np.uint16)
+
+
+COORD_SCALE = 4096.0
+
+
+class Echo(torch.nn.Module):
+    """Returns one input channel / 4096: an output pixel says which source pixel it came from."""
+
+    alignment = 32
+
+    def __init__(self, channel: int) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.channel : self.channel + 1] / COORD_SCALE
+
+
+def echo_bundle(out: Path, *, channel: int) -> Path:
+    draft = ContractDraft(
+        name=f"echo-{channel}",
+        version="1",
+        input=InputSpec(
+            channels=3,
+            channel_order="RGB",
+            dtype="uint16",
+            value_scaling="raw",
+            input_range=(0, 65535),
+        ),
+        postprocessing=Postprocessing(activation="none", labels=("coordinate",), threshold=0.5),
+    )
+    stats = json.dumps(
+        {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "dataset_version": "echo"}
+    ).encode()
+    create_bundle(Echo(channel), draft, stats_bytes=stats, out=out)
+    return out
+
+
+def make_config(*, bundle: Path, basemap: Path, out: Path, **inference: object) -> RtsConfig:
+    settings = {
+        "tile_size": 64,
+        "scales": [1.0, 0.5],
+        "tta": "minimal",
+        "batch_size": 4,
+        "workers": 2,
+    }
+    settings.update(inference)
+    return RtsConfig.model_validate(
+        {
+            "model": {"bundle": str(bundle), "device": "cpu", "precision": "fp32"},
+            "input": {"basemap": str(basemap), "basemap_version": "test"},
+            "output": {"path": str(out)},
+            "inference": settings,
+        }
+    )
+
+
+def tile_hashes(out: Path) -> dict[str, str]:
+    return {
+        p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "tiles").glob("*.tif"))
+    }
