@@ -18,6 +18,7 @@ class TileRecord:
     sha256: str | None = None
     reason: str | None = None
     detected: bool = False  # any valid pixel at or above the threshold
+    region: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"status": self.status}
@@ -25,6 +26,8 @@ class TileRecord:
             data["sha256"] = self.sha256
         if self.status == "done":
             data["detected"] = self.detected
+        if self.region:
+            data["region"] = self.region
         if self.reason:
             data["reason"] = self.reason
         return data
@@ -45,11 +48,11 @@ class CompletedTiles:
     def get(self, tile_id: str) -> TileRecord | None:
         return self._entries.get(tile_id)
 
-    def mark_done(self, tile_id: str, *, sha256: str, detected: bool) -> None:
-        self._entries[tile_id] = TileRecord("done", sha256=sha256, detected=detected)
+    def mark_done(self, tile_id: str, *, sha256: str, detected: bool, region: str | None) -> None:
+        self._entries[tile_id] = TileRecord("done", sha256=sha256, detected=detected, region=region)
 
-    def mark_skipped(self, tile_id: str, *, reason: str) -> None:
-        self._entries[tile_id] = TileRecord("skipped", reason=reason)
+    def mark_skipped(self, tile_id: str, *, reason: str, region: str | None) -> None:
+        self._entries[tile_id] = TileRecord("skipped", reason=reason, region=region)
 
     def forget(self, tile_ids: Iterable[str]) -> None:
         for tile_id in tile_ids:
@@ -70,6 +73,7 @@ class CompletedTiles:
                     sha256=v.get("sha256"),
                     reason=v.get("reason"),
                     detected=bool(v.get("detected", False)),
+                    region=v.get("region"),
                 )
                 for k, v in data.items()
             }

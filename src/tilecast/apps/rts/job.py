@@ -265,7 +265,9 @@ class RtsJob:
             nonlocal since_checkpoint
             done = sink.commit(out)
             with self._lock:
-                record.mark_done(done.tile_id, sha256=done.sha256, detected=done.detected)
+                record.mark_done(
+                    done.tile_id, sha256=done.sha256, detected=done.detected, region=done.region
+                )
                 counts.update(out.payload.sentinel_counts)
                 if done.n_clipped:
                     qc["clipped_predictions"] += done.n_clipped
@@ -282,7 +284,11 @@ class RtsJob:
         def skip(skipped: SkippedTile) -> None:
             log.warning("tile %s skipped: %s", skipped.item.tile.tile_id, skipped.reason)
             with self._lock:
-                record.mark_skipped(skipped.item.tile.tile_id, reason=skipped.reason)
+                record.mark_skipped(
+                    skipped.item.tile.tile_id,
+                    reason=skipped.reason,
+                    region=skipped.item.tile.region,
+                )
             tracker.advance(skipped=True)
 
         prefetch = cfg.inference.prefetch_tiles or max(

@@ -27,6 +27,7 @@ class CommittedTile:
     detected: bool
     n_clipped: int
     n_non_finite: int
+    region: str | None
 
 
 def qc_probability(
@@ -90,7 +91,7 @@ class TileSink:
             georef=Georef(crs=self.grid.crs, transform=Affine(a, b, c, d, e, f)),
             nodata=TILE_NODATA,
             band_descriptions=TILE_BANDS,
-            tags={**self.tags, "tile_id": tile_id},
+            tags={**self.tags, "tile_id": tile_id, "region": item.tile.region or ""},
         )
         detected = bool((data[0][out.valid] >= self.threshold).any())
-        return CommittedTile(tile_id, sha, detected, n_clipped, n_non_finite)
+        return CommittedTile(tile_id, sha, detected, n_clipped, n_non_finite, item.tile.region)
