@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-v1
+STAMP  := $(VENV)/.installed-v2
 DEMO   := demo_out
 
 .PHONY: demo predict-demo bench test lint format model clean help
@@ -12,14 +12,14 @@ help:
 	@echo "make predict-demo  the untiled reference path on one scene, scored against its truth"
 	@echo "make bench  throughput and read amplification (bench/throughput.py)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
-	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 5 minutes)"
+	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch, pinned so the venv stays small (a plain `torch` pulls CUDA).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,report]'
 	touch $@
 
 demo: $(STAMP)
