@@ -158,3 +158,20 @@ def test_labelling_equals_a_breadth_first_search(mask):
     expected, expected_count = bfs_labels(mask)
     assert count == expected_count
     assert np.array_equal(labels, expected)  # same numbering: raster order of first pixel
+
+
+def test_polygon_scores_match_by_area_iou():
+    from shapely.geometry import box
+
+    from tilecast.demo.metrics import polygon_scores
+
+    truth = [box(0, 0, 10, 10), box(20, 0, 30, 10), box(50, 50, 60, 60)]
+    pred = [
+        box(1, 0, 11, 10),  # IoU 0.82 with truth 0
+        box(20, 0, 24, 10),  # IoU 0.4 with truth 1: not a match
+        box(100, 100, 101, 101),  # a false alarm
+    ]
+    s = polygon_scores(pred, truth, iou_threshold=0.5)
+    assert (s.n_matched, s.n_pred, s.n_truth) == (1, 3, 3)
+    assert s.precision == pytest.approx(1 / 3) and s.recall == pytest.approx(1 / 3)
+    assert polygon_scores([], truth).recall == 0.0

@@ -60,6 +60,9 @@ def assert_log_consistent(out: Path, n_tiles: int, *, complete: bool) -> dict:
             assert hashlib.sha256(path.read_bytes()).hexdigest() == entry["sha256"]
     if complete:
         assert log["status"] == "complete" and len(log["tiles"]) == n_tiles
+        check = log["final_check"]
+        assert check["n_listed"] == n_tiles and check["n_missing"] == 0
+        assert check["n_done"] + check["n_skipped"] == n_tiles
     return log
 
 

@@ -11,9 +11,12 @@ F1 is 0.0 when precision and recall are both 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import shapely
+from shapely.geometry.base import BaseGeometry
 
 from tilecast.errors import InputError
 
@@ -150,15 +153,45 @@ def object_scores(
         p, t = keys // (n_truth + 1), keys % (n_truth + 1)
         iou = inter / (pred_area[p] + truth_area[t] - inter)
         good = iou >= iou_threshold
-        p, t, iou = p[good], t[good], iou[good]
-        order = np.lexsort((t, p, -iou))
-        used_p, used_t = set(), set()
-        for i in order:
-            if p[i] not in used_p and t[i] not in used_t:
-                used_p.add(p[i])
-                used_t.add(t[i])
-        matched = len(used_p)
+        matched = greedy_matches(p[good], t[good], iou[good])
+    return _scores(matched, n_pred, n_truth)
 
+
+def greedy_matches(p: np.ndarray, t: np.ndarray, iou: np.ndarray) -> int:
+    """One-to-one matches taken by decreasing IoU (ties: lower predicted, then true index)."""
+    order = np.lexsort((t, p, -iou))
+    used_p: set[int] = set()
+    used_t: set[int] = set()
+    for i in order:
+        if p[i] not in used_p and t[i] not in used_t:
+            used_p.add(int(p[i]))
+            used_t.add(int(t[i]))
+    return len(used_p)
+
+
+def polygon_scores(
+    pred: Sequence[BaseGeometry], truth: Sequence[BaseGeometry], *, iou_threshold: float = 0.5
+) -> ObjectScores:
+    """Object scores for vector outputs: polygons matched one-to-one by area IoU."""
+    if not 0.0 < iou_threshold <= 1.0:
+        raise InputError(f"iou_threshold must be in (0, 1], {iou_threshold!r} is given")
+    matched = 0
+    if len(pred) and len(truth):
+        tree = shapely.STRtree(list(truth))
+        p_idx, t_idx = tree.query(list(pred), predicate="intersects")
+        inter = shapely.area(
+            shapely.intersection(np.asarray(pred)[p_idx], np.asarray(truth)[t_idx])
+        )
+        union = (
+            shapely.area(np.asarray(pred)[p_idx]) + shapely.area(np.asarray(truth)[t_idx]) - inter
+        )
+        iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+        good = iou >= iou_threshold
+        matched = greedy_matches(p_idx[good], t_idx[good], iou[good])
+    return _scores(matched, len(pred), len(truth))
+
+
+def _scores(matched: int, n_pred: int, n_truth: int) -> ObjectScores:
     precision = matched / n_pred if n_pred else 1.0
     recall = matched / n_truth if n_truth else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

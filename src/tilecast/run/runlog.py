@@ -44,6 +44,7 @@ class RunLog(BaseModel):
     skipped_reasons: dict[str, int] = Field(default_factory=dict)
     sentinel_counts: dict[str, int] = Field(default_factory=dict)
     qc_errors: dict[str, int] = Field(default_factory=dict)
+    final_check: dict[str, Any] | None = None  # every listed tile committed or skipped, at the end
     tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def with_record(self, record: CompletedTiles) -> RunLog:

@@ -75,6 +75,25 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def final_check(plan: Plan, record: CompletedTiles) -> dict[str, object]:
+    """Every tile of the list is committed (its file checked at start) or skipped with a reason."""
+    listed = [item.tile.tile_id for item in plan.items]
+    missing = sorted(t for t in listed if t not in record)
+    unexplained = sorted(
+        t
+        for t in record.ids("skipped")
+        if not (record.get(t) and record.get(t).reason)  # type: ignore[union-attr]
+    )
+    return {
+        "n_listed": len(listed),
+        "n_done": len(record.ids("done")),
+        "n_skipped": len(record.ids("skipped")),
+        "missing": missing[:20],
+        "n_missing": len(missing),
+        "skipped_without_reason": unexplained[:20],
+    }
+
+
 class RtsJob:
     """One run (or restart) of the job over a tile list."""
 
@@ -256,7 +275,8 @@ class RtsJob:
                 runlog.processing_time_hours = previous_hours + (time.monotonic() - start) / 3600
                 if final:
                     runlog.runs[-1]["finished"] = now_iso()
-                    if all(item.tile.tile_id in record for item in plan.items):
+                    runlog.final_check = final_check(plan, record)
+                    if not runlog.final_check["missing"]:
                         runlog.status = "complete"
                 text = runlog.to_json()
             storage.write_text(self.log_uri, text)
