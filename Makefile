@@ -26,8 +26,7 @@ demo: $(STAMP)
 	$(BIN)/python scripts/make_demo_basemap.py --out $(DEMO)
 	$(BIN)/tilecast bundle verify models/rts-demo
 	$(BIN)/python scripts/inference.py --config configs/inference.yaml --tile-list $(DEMO)/tiles.csv
-	@echo "outputs: $(DEMO)/inference/tiles/*.tif (probability + winning scale per tile),"
-	@echo "         $(DEMO)/inference/logs/inference_log.json; inputs: $(DEMO)/basemap/, $(DEMO)/truth.gpkg"
+	$(BIN)/python scripts/score_demo.py --vectors $(DEMO)/inference/vectors/rts_predictions.gpkg --truth $(DEMO)/truth.gpkg
 
 predict-demo: $(STAMP)
 	$(BIN)/python scripts/make_demo_scene.py --out $(DEMO)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from tilecast.cli.options import reports_errors
+
+if TYPE_CHECKING:
+    from tilecast.apps.rts.config import ProductsSection
 
 
 @click.group()
@@ -20,10 +25,12 @@ def rts() -> None:
 @click.option(
     "--shard",
     default=None,
-    help="Name of this shard; its run log is logs/inference_log.<shard>.json.",
+    help="Name of this shard; its run log is logs/inference_log.<shard>.json. Shards make no "
+    "products: run `tilecast rts products` once every shard has finished.",
 )
+@click.option("--no-products", is_flag=True, help="Only the tiles: no mosaics, polygons or report.")
 @reports_errors
-def run(config_uri: str, tile_list_uri: str, shard: str | None) -> None:
+def run(config_uri: str, tile_list_uri: str, shard: str | None, no_products: bool) -> None:
     """Predict every tile of the tile list; resumes where an earlier run with the same arguments stopped."""
     from tilecast.apps.rts.config import load_config
     from tilecast.apps.rts.job import RtsJob
@@ -46,6 +53,66 @@ def run(config_uri: str, tile_list_uri: str, shard: str | None) -> None:
     click.echo(f"reads      {stats.blocks_decoded} blocks decoded, {stats.cache_hits} cache hits")
     click.echo(f"tiles      {result.output}/tiles/")
     click.echo(f"run log    {result.log_uri}")
+    if shard is None and not no_products and result.complete:
+        _products(result.output, config.products, basemap=config.input.basemap)
+
+
+def _products(
+    output: str, settings: ProductsSection, *, basemap: str | None, threshold: float | None = None
+) -> None:
+    from tilecast.apps.rts.products import make_products
+
+    made = make_products(output, settings, threshold=threshold, basemap=basemap)
+    for region in made.regions:
+        click.echo(f"mosaics    {output}/merged/region_{region}_{{prob,binary,scale}}.tif")
+    if made.vectors:
+        click.echo(
+            f"polygons   {made.vectors} ({made.n_polygons} polygons, {made.total_area_km2:.4f} km2)"
+        )
+    for line in made.report_lines:
+        click.echo(line)
+
+
+@click.command("products")
+@click.option("--output", required=True, help="The job's output path (holds tiles/ and logs/).")
+@click.option(
+    "--config",
+    "config_uri",
+    default=None,
+    help="Take products settings and basemap from this job config.",
+)
+@click.option("--threshold", type=float, default=None, help="Default: the run log's threshold.")
+@click.option("--strategy", type=click.Choice(["auto", "memory", "streaming"]), default=None)
+@click.option("--min-area-m2", type=float, default=None)
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.Choice(["merge", "vectorize", "report"]),
+    help="Steps to leave out.",
+)
+@reports_errors
+def products(
+    output: str,
+    config_uri: str | None,
+    threshold: float | None,
+    strategy: str | None,
+    min_area_m2: float | None,
+    skip: tuple[str, ...],
+) -> None:
+    """Merge tiles into region COGs, vectorise them, update the run log, write the QC report."""
+    from tilecast.apps.rts.config import ProductsSection, load_config
+
+    config = load_config(config_uri) if config_uri else None
+    settings = config.products if config else ProductsSection()
+    changes: dict[str, object] = {step: False for step in skip}
+    if strategy:
+        changes["merge_strategy"] = strategy
+    if min_area_m2 is not None:
+        changes["min_area_m2"] = min_area_m2
+    settings = settings.model_copy(update=changes)
+    _products(
+        output, settings, basemap=config.input.basemap if config else None, threshold=threshold
+    )
 
 
 @click.command("grid")
@@ -91,3 +158,43 @@ def grid(
 
 rts.add_command(run)
 rts.add_command(grid)
+rts.add_command(products)
+
+
+def _single_step(step: str, help_text: str) -> click.Command:
+    others = [s for s in ("merge", "vectorize", "report") if s != step]
+
+    @click.command(step, help=help_text)
+    @click.option("--output", required=True, help="The job's output path.")
+    @click.option(
+        "--config",
+        "config_uri",
+        default=None,
+        help="Take settings and basemap from this job config.",
+    )
+    @click.option("--threshold", type=float, default=None, help="Default: the run log's threshold.")
+    @reports_errors
+    def command(output: str, config_uri: str | None, threshold: float | None) -> None:
+        from tilecast.apps.rts.config import ProductsSection, load_config
+
+        config = load_config(config_uri) if config_uri else None
+        settings = (config.products if config else ProductsSection()).model_copy(
+            update={**{o: False for o in others}, step: True}
+        )
+        _products(
+            output, settings, basemap=config.input.basemap if config else None, threshold=threshold
+        )
+
+    return command
+
+
+rts.add_command(
+    _single_step("merge", "Per-region max-merge of the tiles into COG mosaics (merged/).")
+)
+rts.add_command(
+    _single_step(
+        "vectorize",
+        "Polygons with attributes from the region mosaics (vectors/rts_predictions.gpkg).",
+    )
+)
+rts.add_command(_single_step("report", "The static HTML QC report (report/index.html)."))

@@ -91,6 +91,7 @@ def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Itera
     )
     os.close(fd)
     tmp = Path(name)
+    tmp.chmod(0o644)  # mkstemp makes it private; outputs are for sharing
     try:
         yield tmp
         os.replace(tmp, final)

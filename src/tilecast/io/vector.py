@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 from shapely.geometry.base import BaseGeometry
 
@@ -66,3 +67,49 @@ def read_polygons(uri: str | os.PathLike[str], *, layer: str | None = None) -> g
         return gpd.read_file(text, layer=layer, engine="pyogrio")
     except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise StorageError(f"{text}: cannot read as a vector layer ({exc})") from exc
+
+
+#: Column types :func:`write_polygon_layer` accepts, and the GeoPackage field each becomes.
+LAYER_DTYPES = {"int64": "Integer64", "float64": "Real", "str": "String"}
+
+
+def write_polygon_layer(
+    uri: str | os.PathLike[str],
+    geometries: Sequence[BaseGeometry],
+    *,
+    crs: str,
+    columns: Mapping[str, tuple[str, Sequence]],
+    layer: str,
+    geometry_type: str = "MultiPolygon",
+) -> None:
+    """Write a GeoPackage layer with a declared schema, atomically.
+
+    ``columns`` maps each field name to ``(dtype, values)`` with dtype one of
+    :data:`LAYER_DTYPES`, so the field types and the layer's ``geometry_type`` are the same
+    whether the layer holds many features or none (an empty layer keeps its schema).
+    """
+    count = len(geometries)
+    data: dict[str, pd.Series] = {}
+    for name, (dtype, values) in columns.items():
+        if name == "geometry":
+            raise InputError("column name 'geometry' is reserved for the geometry column")
+        if dtype not in LAYER_DTYPES:
+            raise InputError(
+                f"column {name!r}: dtype must be one of {sorted(LAYER_DTYPES)}, {dtype!r} is given"
+            )
+        if len(values) != count:
+            raise InputError(
+                f"column {name!r} must have one value per geometry ({count}), "
+                f"{len(values)} are given"
+            )
+        data[name] = pd.Series(list(values), dtype=object if dtype == "str" else dtype)
+    frame = gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(list(geometries), crs=crs), crs=crs)
+    text = os.fspath(uri)
+    with atomic_local_path(uri, suffix=".gpkg") as tmp:
+        tmp.unlink()  # the GeoPackage driver creates the file itself
+        try:
+            pyogrio.write_dataframe(
+                frame, tmp, layer=layer, driver="GPKG", geometry_type=geometry_type
+            )
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise StorageError(f"{text}: cannot write a GeoPackage ({exc})") from exc

@@ -75,11 +75,27 @@ class InferenceSection(_Section):
         return scales
 
 
+class ProductsSection(_Section):
+    """What runs after the tiles: per-region mosaics, polygons, the QC report.
+
+    They run at the end of ``rts run`` unless switched off, and never at the end of a shard
+    (``--shard``): merge after every shard has finished, with ``tilecast rts products``.
+    """
+
+    merge: bool = True
+    vectorize: bool = True
+    report: bool = True
+    merge_strategy: Literal["auto", "memory", "streaming"] = "auto"
+    memory_budget_mb: int = Field(default=2048, ge=16)
+    min_area_m2: float = Field(default=0.0, ge=0.0, description="drop smaller polygons (precision)")
+
+
 class RtsConfig(_Section):
     model: ModelSection
     input: InputSection
     output: OutputSection
     inference: InferenceSection = InferenceSection()
+    products: ProductsSection = ProductsSection()
 
     def check_scales(self) -> None:
         for s in self.inference.scales:

@@ -52,6 +52,7 @@ class JobResult:
     elapsed_s: float
     read_stats: ReadStats
     model_passes: int
+    complete: bool
 
 
 def resolve_device(name: str) -> torch.device:
@@ -359,4 +360,5 @@ class RtsJob:
             elapsed_s=time.monotonic() - start,
             read_stats=basemap.stats,
             model_passes=predictor.passes,
+            complete=runlog.status == "complete",
         )

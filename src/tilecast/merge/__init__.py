@@ -1,0 +1,74 @@
+"""Overlap merging of per-tile predictions into region mosaics (COGs).
+
+- :mod:`tilecast.merge.maxmerge`: the pure pixel-wise maximum (order independent) and the
+  binary mask;
+- :mod:`tilecast.merge.overviews`: the pure overview-level reducers (average, mode);
+- :mod:`tilecast.merge.region`: plan one region, merge it in memory or streaming, write COGs;
+- :mod:`tilecast.merge.job`: the job's merge step, from the run logs to ``merged/``.
+"""
+
+from tilecast.merge.errors import MergeInputError, MissingTilesError
+from tilecast.merge.job import (
+    DEFAULT_REGION,
+    RegionResult,
+    RunLogs,
+    group_done_tiles,
+    merge_output,
+    merged_paths,
+    read_run_logs,
+)
+from tilecast.merge.maxmerge import (
+    BINARY_NODATA,
+    PROB_NODATA,
+    check_tile_values,
+    merge_max,
+    new_accumulators,
+    threshold_mask,
+)
+from tilecast.merge.overviews import REDUCERS, overview_shapes
+from tilecast.merge.region import (
+    GDAL_CACHE_BYTES,
+    MOSAIC_LAYERS,
+    STRATEGIES,
+    MergeResult,
+    RegionPlan,
+    Strategy,
+    TileRef,
+    block_index,
+    block_windows,
+    choose_strategy,
+    merge_region,
+    plan_region,
+)
+
+__all__ = [
+    "BINARY_NODATA",
+    "DEFAULT_REGION",
+    "GDAL_CACHE_BYTES",
+    "MOSAIC_LAYERS",
+    "PROB_NODATA",
+    "REDUCERS",
+    "STRATEGIES",
+    "MergeInputError",
+    "MergeResult",
+    "MissingTilesError",
+    "RegionPlan",
+    "RegionResult",
+    "RunLogs",
+    "Strategy",
+    "TileRef",
+    "block_index",
+    "block_windows",
+    "check_tile_values",
+    "choose_strategy",
+    "group_done_tiles",
+    "merge_max",
+    "merge_output",
+    "merge_region",
+    "merged_paths",
+    "new_accumulators",
+    "overview_shapes",
+    "plan_region",
+    "read_run_logs",
+    "threshold_mask",
+]

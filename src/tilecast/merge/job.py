@@ -1,0 +1,255 @@
+"""The merge step of the thaw-slump job: run logs in, per-region mosaics out.
+
+:func:`merge_output` reads every run log under ``{output}/logs/`` (``inference_log.json`` and
+the shards' ``inference_log.<shard>.json``), refuses logs that disagree on what produced the
+tiles (:data:`CONSISTENT_KEYS`: threshold, bundle digest, ...), groups the tiles recorded as
+done by region (a tile without a region goes to region ``all``), checks that every such tile
+has its file, and merges each region into
+``{output}/merged/region_{region}_{prob,binary,scale}.tif`` (:func:`merged_paths`).
+
+The tiles' windows come from their files' georeferencing, snapped to the pixel grid of the
+region's first tile (sorted by id) with :func:`tilecast.grid.snap_bbox`: a tile off that grid,
+in another CRS or at another pixel size is refused, never resampled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tilecast.errors import StorageError
+from tilecast.grid import NAME_PATTERN, PixelGrid, snap_bbox
+from tilecast.io import mosaic_files, storage
+from tilecast.merge.errors import MergeInputError, MissingTilesError
+from tilecast.merge.region import MergeResult, Strategy, TileRef, merge_region, plan_region
+from tilecast.run.progress import ProgressCallback, no_progress
+
+__all__ = [
+    "CONSISTENT_KEYS",
+    "DEFAULT_REGION",
+    "RegionResult",
+    "RunLogs",
+    "group_done_tiles",
+    "merge_output",
+    "merged_paths",
+    "read_run_logs",
+]
+
+log = logging.getLogger(__name__)
+
+#: Region of the tiles whose tile-list row named none.
+DEFAULT_REGION = "all"
+#: Run-log fields every shard must agree on (when any log has them) before tiles are merged.
+CONSISTENT_KEYS = (
+    "threshold",
+    "bundle_digest",
+    "basemap_version",
+    "scales_used",
+    "tta_config",
+    "tile_size",
+)
+_LOG_NAME = re.compile(r"inference_log(?:\.[A-Za-z0-9][A-Za-z0-9._-]*)?\.json")
+
+
+@dataclass(frozen=True)
+class RunLogs:
+    """The run logs of one output, combined: their shared settings and every tile record."""
+
+    uris: tuple[str, ...]
+    settings: dict[str, Any]  # the CONSISTENT_KEYS found, with their common value
+    tiles: dict[str, dict[str, Any]]  # tile_id -> record (status, sha256, region, ...)
+
+    @property
+    def threshold(self) -> float:
+        value = self.settings.get("threshold")
+        if value is None:
+            raise MergeInputError(
+                f"no threshold in the run log(s) {', '.join(self.uris)}; pass one explicitly"
+            )
+        return float(value)
+
+
+@dataclass(frozen=True)
+class RegionResult:
+    """One region's mosaics: where they are and how they were made."""
+
+    region: str
+    prob: str
+    binary: str
+    scale: str
+    threshold: float
+    merge: MergeResult
+
+
+def merged_paths(output: str, region: str) -> dict[str, str]:
+    """``{"prob", "binary", "scale"} -> URI`` of a region's mosaics under ``output``."""
+    base = storage.join(output, "merged")
+    return {
+        layer: storage.join(base, f"region_{region}_{layer}.tif")
+        for layer in ("prob", "binary", "scale")
+    }
+
+
+def read_run_logs(output: str) -> RunLogs:
+    """Every ``logs/inference_log*.json`` of ``output``, checked for agreement and combined."""
+    logs_dir = storage.join(output, "logs")
+    try:
+        names = [n for n in storage.list_files(logs_dir) if _LOG_NAME.fullmatch(n)]
+    except StorageError:
+        names = []
+    if not names:
+        raise MergeInputError(f"no run log (inference_log*.json) in {logs_dir}")
+    loaded: dict[str, dict[str, Any]] = {}
+    for name in names:
+        uri = storage.join(logs_dir, name)
+        try:
+            data = json.loads(storage.read_text(uri))
+        except json.JSONDecodeError as exc:
+            raise MergeInputError(f"{uri}: not valid JSON ({exc})") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("tiles", {}), dict):
+            raise MergeInputError(f"{uri}: expected a run log object with a 'tiles' mapping")
+        if data.get("status", "complete") != "complete":
+            log.warning("%s: status is %r; merging what it records so far", uri, data["status"])
+        loaded[uri] = data
+    settings: dict[str, Any] = {}
+    for key in CONSISTENT_KEYS:
+        values = {uri: data.get(key) for uri, data in loaded.items()}
+        if all(v is None for v in values.values()):
+            continue
+        distinct = {json.dumps(v, sort_keys=True) for v in values.values()}
+        if len(distinct) > 1:
+            found = "; ".join(f"{uri}: {v!r}" for uri, v in values.items())
+            raise MergeInputError(
+                f"the run logs disagree on {key}, so their tiles do not belong in one mosaic: "
+                f"{found}"
+            )
+        settings[key] = next(iter(values.values()))
+    tiles: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for uri, data in loaded.items():
+        for tile_id, record in data.get("tiles", {}).items():
+            if tile_id in tiles and tiles[tile_id] != record:
+                raise MergeInputError(
+                    f"tile {tile_id} is recorded differently in {origin[tile_id]} "
+                    f"({tiles[tile_id]}) and {uri} ({record})"
+                )
+            tiles[tile_id] = record
+            origin.setdefault(tile_id, uri)
+    return RunLogs(uris=tuple(loaded), settings=settings, tiles=tiles)
+
+
+def group_done_tiles(logs: RunLogs) -> dict[str, list[str]]:
+    """``region -> sorted tile ids`` of the tiles recorded as done (no region: ``all``)."""
+    groups: dict[str, list[str]] = {}
+    for tile_id, record in logs.tiles.items():
+        if record.get("status") != "done":
+            continue
+        region = record.get("region") or DEFAULT_REGION
+        if not NAME_PATTERN.fullmatch(str(region)):
+            raise MergeInputError(f"tile {tile_id}: region {region!r} cannot name a mosaic file")
+        groups.setdefault(str(region), []).append(tile_id)
+    return {region: sorted(ids) for region, ids in sorted(groups.items())}
+
+
+def _check_files(output: str, tile_ids: Sequence[str]) -> None:
+    tiles_dir = storage.join(output, "tiles")
+    try:
+        present = set(storage.list_files(tiles_dir))
+    except StorageError:
+        present = set()
+    missing = [t for t in tile_ids if f"{t}.tif" not in present]
+    if missing:
+        raise MissingTilesError(missing, tiles_dir=tiles_dir)
+
+
+def _tile_refs(output: str, tile_ids: Sequence[str]) -> tuple[list[TileRef], PixelGrid]:
+    """Each tile's window on the grid of the first tile's file (all must share it)."""
+    refs: list[TileRef] = []
+    common: PixelGrid | None = None
+    for tile_id in tile_ids:
+        uri = storage.join(output, "tiles", f"{tile_id}.tif")
+        grid = mosaic_files.read_header(uri).grid
+        if common is None:
+            common = grid
+        elif grid.crs != common.crs or grid.res != common.res:
+            raise MergeInputError(
+                f"{uri}: CRS {grid.crs} and pixel size {grid.res}, but the region's tiles are "
+                f"in {common.crs} at {common.res}"
+            )
+        window = snap_bbox(common, *grid.bounds, tile_id=tile_id)
+        refs.append(TileRef(tile_id=tile_id, uri=uri, window=window))
+    assert common is not None
+    return refs, common
+
+
+def merge_output(
+    output: str,
+    *,
+    threshold: float | None = None,
+    strategy: Strategy = "auto",
+    memory_budget_bytes: int = 2 << 30,
+    regions: Sequence[str] | None = None,
+    block: int = 1024,
+    progress: ProgressCallback = no_progress,
+) -> list[RegionResult]:
+    """Merge every region (or those named in ``regions``) of a job's output into its mosaics.
+
+    ``threshold`` defaults to the run logs' threshold (the bundle's calibrated value unless the
+    job's config overrode it). Raises :class:`MergeInputError` when the logs disagree or a
+    requested region has no done tile, :class:`MissingTilesError` naming every done tile whose
+    file is missing, before any mosaic is written.
+    """
+    output = output.rstrip("/")
+    logs = read_run_logs(output)
+    used = logs.threshold if threshold is None else float(threshold)
+    groups = group_done_tiles(logs)
+    if regions is not None:
+        unknown = sorted(set(regions) - set(groups))
+        if unknown:
+            raise MergeInputError(
+                f"no done tiles in region(s) {', '.join(unknown)}; regions with done tiles: "
+                f"{', '.join(groups) or '(none)'}"
+            )
+        groups = {r: groups[r] for r in sorted(set(regions))}
+    if not groups:
+        raise MergeInputError(f"the run logs of {output} record no done tile to merge")
+    _check_files(output, [t for ids in groups.values() for t in ids])
+    log.info(
+        "merging %d region(s) of %s with threshold %s: %s",
+        len(groups),
+        output,
+        used,
+        ", ".join(f"{r} ({len(ids)} tiles)" for r, ids in groups.items()),
+    )
+    results = []
+    for number, (region, tile_ids) in enumerate(groups.items(), start=1):
+        log.info("region %s (%d of %d): %d tiles", region, number, len(groups), len(tile_ids))
+        refs, grid = _tile_refs(output, tile_ids)
+        plan = plan_region(refs, grid=grid, name=region)
+        paths = merged_paths(output, region)
+        result = merge_region(
+            plan,
+            out_prob=paths["prob"],
+            out_binary=paths["binary"],
+            out_scale=paths["scale"],
+            threshold=used,
+            strategy=strategy,
+            memory_budget_bytes=memory_budget_bytes,
+            block=block,
+            progress=progress,
+        )
+        results.append(
+            RegionResult(
+                region=region,
+                prob=paths["prob"],
+                binary=paths["binary"],
+                scale=paths["scale"],
+                threshold=used,
+                merge=result,
+            )
+        )
+    return results

@@ -1,0 +1,375 @@
+"""Merging one region's tiles into its mosaics: a plan, two strategies, three COGs.
+
+:func:`plan_region` computes, before any pixel is read, the region's grid (the bounding window
+of its tiles on the common pixel grid) and keeps the tiles with their windows.
+:func:`merge_region` executes it with one of two strategies from :data:`STRATEGIES` that give
+pixel-identical (and byte-identical) outputs:
+
+``memory`` (the run book's Option B)
+    One float32 probability and one float32 winning-scale array for the whole region; every
+    tile is read once and pasted with :func:`~tilecast.merge.maxmerge.merge_max`. The arrays
+    live in RAM when both fit in half of ``memory_budget_bytes``; otherwise they are
+    ``np.memmap`` files in a scratch directory beside the outputs (the OS pages them, so the
+    merge still works, with resident memory up to what the page cache grants).
+``streaming`` (Option A)
+    For each ``block`` x ``block`` output block, in row-major order, only the tiles whose
+    windows intersect it (a block -> tiles index computed from the plan) are read, and only
+    their part inside the block; they are max-merged into a block buffer that is written to the
+    intermediate. Pixel buffers are bounded by ``block`` (and the overview builder's 1024-px
+    window, and GDAL's block cache, capped at :data:`GDAL_CACHE_BYTES`), whatever the region's
+    size; what grows with the region is only the tile list and its index (tens of bytes per
+    tile). ``bench/merge_memory.py`` (512-px tiles every 256 px, block 1024, peak RSS of a fresh
+    process): 116 MiB for a 2048² region, 122 MiB for an 8192² one (16x the area); the memory
+    strategy: 135 and 616 MiB.
+
+``auto`` picks ``memory`` when the two float32 region arrays fit in half the budget, else
+``streaming``.
+
+Both strategies write the same blocks into the same intermediate GeoTIFFs
+(:class:`tilecast.io.mosaic_files.MosaicWriter`), from which GDAL streams the COGs, so the
+outputs do not depend on the strategy. Outputs (layout in DESIGN.md):
+
+- probability: float32 [0, 1], NoData -1, overviews by ``average`` (NoData ignored);
+- binary: uint8 ``prob >= threshold`` (0/1), NoData 255 where prob is NoData, overviews by
+  ``mode`` (the majority class, a 2-2 tie keeps the detection; no invented values);
+- winning scale: float32, the scale of the tile that won the pixel, NoData -1, overviews by
+  ``mode`` (a scale is a label, averaging would invent scales; ties to the larger scale).
+
+All three are LZW, internally tiled 512 x 512, with overviews halving down to one block (at
+least one level), built by :mod:`tilecast.merge.overviews`.
+
+Each COG is written to a temporary sibling and renamed into place, so a reader never sees a
+partial file (the three files are replaced one after the other, not as one transaction).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from tilecast.errors import InputError, UnknownNameError
+from tilecast.grid import PixelGrid, Window, window_grid
+from tilecast.io import mosaic_files
+from tilecast.io.mosaic_files import LayerSpec, MosaicWriter
+from tilecast.merge.maxmerge import (
+    BINARY_NODATA,
+    PROB_NODATA,
+    check_tile_values,
+    merge_max,
+    threshold_mask,
+)
+from tilecast.merge.overviews import get_reducer, overview_shapes
+from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
+
+__all__ = [
+    "GDAL_CACHE_BYTES",
+    "MOSAIC_LAYERS",
+    "STRATEGIES",
+    "MergeResult",
+    "RegionPlan",
+    "Strategy",
+    "TileRef",
+    "block_index",
+    "block_windows",
+    "choose_strategy",
+    "merge_region",
+    "plan_region",
+]
+
+log = logging.getLogger(__name__)
+
+Strategy = Literal["auto", "memory", "streaming"]
+
+#: The output layers of a region mosaic (COG profile of each), by name.
+MOSAIC_LAYERS: dict[str, LayerSpec] = {
+    name: LayerSpec(dtype, nodata, description, overview, get_reducer(overview))
+    for name, dtype, nodata, description, overview in (
+        ("prob", "float32", PROB_NODATA, "probability", "average"),
+        ("binary", "uint8", BINARY_NODATA, "rts_binary", "mode"),
+        ("scale", "float32", PROB_NODATA, "winning_scale", "mode"),
+    )
+}
+
+#: GDAL block-cache cap while merging. Each tile window is read once per block and each block
+#: written once, so a larger cache buys nothing (bench/merge_memory.py: same time at 64 MiB),
+#: while GDAL's default (5% of RAM) would let dirty blocks pile up with the region's size.
+GDAL_CACHE_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class TileRef:
+    """One tile file and its window on the common pixel grid."""
+
+    tile_id: str
+    uri: str
+    window: Window
+
+
+@dataclass(frozen=True)
+class RegionPlan:
+    """A region's mosaic before any pixel is read.
+
+    ``window`` is the bounding window of the tiles on the common grid, ``grid`` the region's own
+    grid (``window_grid(common, window)``); ``tiles`` keep the order they were given in (the
+    merge does not depend on it).
+    """
+
+    name: str
+    grid: PixelGrid
+    window: Window
+    tiles: tuple[TileRef, ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.grid.shape
+
+    def local_window(self, tile: TileRef) -> Window:
+        """The tile's window in the region's pixels."""
+        return tile.window.relative_to(self.window)
+
+
+def plan_region(tiles: Sequence[TileRef], *, grid: PixelGrid, name: str = "all") -> RegionPlan:
+    """The plan of one region: its grid is the bounding window of ``tiles`` on ``grid``."""
+    if not tiles:
+        raise InputError(f"region {name}: no tiles to merge")
+    seen: set[str] = set()
+    for tile in tiles:
+        if tile.window.is_empty:
+            raise InputError(
+                f"region {name}: tile {tile.tile_id} has an empty window {tile.window}"
+            )
+        if tile.tile_id in seen:
+            raise InputError(f"region {name}: tile {tile.tile_id} is listed twice")
+        seen.add(tile.tile_id)
+    window = Window.bounding(t.window for t in tiles)
+    return RegionPlan(name=name, grid=window_grid(grid, window), window=window, tiles=tuple(tiles))
+
+
+def block_windows(shape: tuple[int, int], block: int) -> list[Window]:
+    """The ``block`` x ``block`` lattice over a raster of ``shape`` (edge blocks clipped),
+    row-major."""
+    height, width = shape
+    return [
+        Window(row, col, min(block, height - row), min(block, width - col))
+        for row in range(0, height, block)
+        for col in range(0, width, block)
+    ]
+
+
+def block_index(plan: RegionPlan, block: int) -> dict[tuple[int, int], list[int]]:
+    """``(block_row, block_col) -> [tile positions in plan.tiles]`` for every block a tile
+    intersects (blocks no tile touches are absent)."""
+    index: dict[tuple[int, int], list[int]] = {}
+    for position, tile in enumerate(plan.tiles):
+        w = plan.local_window(tile)
+        for bi in range(w.row // block, (w.row_stop - 1) // block + 1):
+            for bj in range(w.col // block, (w.col_stop - 1) // block + 1):
+                index.setdefault((bi, bj), []).append(position)
+    return index
+
+
+def _region_bytes(plan: RegionPlan) -> int:
+    """Bytes of the two float32 whole-region arrays of the memory strategy."""
+    height, width = plan.shape
+    return 2 * 4 * height * width
+
+
+def choose_strategy(plan: RegionPlan, strategy: Strategy, memory_budget_bytes: int) -> str:
+    """``memory`` or ``streaming``: ``auto`` takes memory when the two float32 region arrays
+    fit in half the budget."""
+    if strategy == "auto":
+        return "memory" if _region_bytes(plan) <= memory_budget_bytes // 2 else "streaming"
+    if strategy not in STRATEGIES:
+        raise UnknownNameError("merge strategy", strategy, [*STRATEGIES, "auto"])
+    return strategy
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """What :func:`merge_region` did.
+
+    ``peak_bytes_estimate`` counts the pixel buffers the strategy holds at once (the region
+    arrays or the block buffers, one tile read, one block of each layer on its way to disk)
+    plus the GDAL block-cache cap the merge sets; not the interpreter or the libraries.
+    """
+
+    region: str
+    strategy: str
+    memmap: bool  # memory strategy with arrays memory-mapped on disk
+    shape: tuple[int, int]
+    n_tiles: int
+    n_blocks: int
+    peak_bytes_estimate: int
+    sha256: dict[str, str]  # layer name -> sha256 of its COG
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class _Context:
+    plan: RegionPlan
+    writer: MosaicWriter
+    threshold: float
+    block: int
+    tracker_for: Callable[[int], ProgressTracker]
+    memmap_dir: Path | None  # memory strategy: map the region arrays here instead of RAM
+
+
+def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """``window`` (region pixels, inside the tile) of a tile's (prob, scale), checked."""
+    local = plan.local_window(tile)
+    data = mosaic_files.read_tile_window(
+        tile.uri, window.relative_to(local), grid=window_grid(plan.grid, local), nodata=PROB_NODATA
+    )
+    check_tile_values(data[0], data[1], tile_id=tile.tile_id)
+    return data[0], data[1]
+
+
+def _write_block(ctx: _Context, window: Window, prob: np.ndarray, scale: np.ndarray) -> None:
+    ctx.writer.write(
+        window, {"prob": prob, "scale": scale, "binary": threshold_mask(prob, ctx.threshold)}
+    )
+
+
+def _merge_streaming(ctx: _Context) -> None:
+    plan, block = ctx.plan, ctx.block
+    index = block_index(plan, block)
+    windows = block_windows(plan.shape, block)
+    prob_buf = np.empty((block, block), np.float32)
+    scale_buf = np.empty((block, block), np.float32)
+    tracker = ctx.tracker_for(len(windows))
+    for bw in windows:
+        prob = prob_buf[: bw.height, : bw.width]
+        scale = scale_buf[: bw.height, : bw.width]
+        prob.fill(PROB_NODATA)
+        scale.fill(PROB_NODATA)
+        for position in index.get((bw.row // block, bw.col // block), ()):
+            tile = plan.tiles[position]
+            part = plan.local_window(tile).intersection(bw)
+            assert part is not None  # the index lists only intersecting tiles
+            tile_prob, tile_scale = _read_tile(plan, tile, part)
+            rows, cols = part.relative_to(bw).slices
+            merge_max(prob[rows, cols], scale[rows, cols], tile_prob, tile_scale)
+        _write_block(ctx, bw, prob, scale)
+        tracker.advance()
+
+
+def _merge_in_memory(ctx: _Context) -> None:
+    plan = ctx.plan
+    prob, scale = mosaic_files.region_arrays(plan.shape, fill=PROB_NODATA, scratch=ctx.memmap_dir)
+    windows = block_windows(plan.shape, ctx.block)
+    tracker = ctx.tracker_for(len(plan.tiles) + len(windows))
+    for tile in plan.tiles:
+        local = plan.local_window(tile)
+        tile_prob, tile_scale = _read_tile(plan, tile, local)
+        rows, cols = local.slices
+        merge_max(prob[rows, cols], scale[rows, cols], tile_prob, tile_scale)
+        tracker.advance()
+    for bw in windows:
+        rows, cols = bw.slices
+        _write_block(
+            ctx, bw, np.ascontiguousarray(prob[rows, cols]), np.ascontiguousarray(scale[rows, cols])
+        )
+        tracker.advance()
+    del prob, scale  # unmap before the scratch directory goes
+
+
+#: The merge strategies by name, one signature (``auto`` chooses, see :func:`choose_strategy`).
+STRATEGIES: dict[str, Callable[[_Context], None]] = {
+    "memory": _merge_in_memory,  # Option B: one region array pair, every tile read once
+    "streaming": _merge_streaming,  # Option A: bounded blocks, only intersecting tiles read
+}
+
+
+def _peak_estimate(plan: RegionPlan, strategy: str, block: int, gdal_cache: int) -> int:
+    height, width = plan.shape
+    largest_tile = max(t.window.area for t in plan.tiles)
+    out_block = min(block, height) * min(block, width)
+    writes = out_block * (4 + 4 + 1)  # one block of prob, scale and binary on its way out
+    if strategy == "memory":
+        return _region_bytes(plan) + 2 * 4 * largest_tile + writes + gdal_cache
+    # block buffers (prob + scale) + one tile part (inside one block) + writes
+    return 2 * 4 * block * block + 2 * 4 * min(largest_tile, block * block) + writes + gdal_cache
+
+
+def merge_region(
+    plan: RegionPlan,
+    *,
+    out_prob: str,
+    out_binary: str,
+    out_scale: str,
+    threshold: float,
+    strategy: Strategy = "auto",
+    memory_budget_bytes: int = 2 << 30,
+    block: int = 1024,
+    progress: ProgressCallback = no_progress,
+) -> MergeResult:
+    """Merge a planned region into its probability, binary and winning-scale COGs.
+
+    ``block`` (a positive multiple of 16) is the streaming strategy's output block and the
+    internal tile of the intermediate mosaics. ``progress`` is called with the count of tiles
+    pasted and blocks written.
+    """
+    if block < 16 or block % 16:
+        raise InputError(f"block must be a positive multiple of 16, {block} is given")
+    if memory_budget_bytes <= 0:
+        raise InputError(f"memory_budget_bytes must be positive, {memory_budget_bytes} is given")
+    threshold_mask(np.zeros(1, np.float32), threshold)  # validates the threshold early
+    chosen = choose_strategy(plan, strategy, memory_budget_bytes)
+    memmap = chosen == "memory" and _region_bytes(plan) > memory_budget_bytes // 2
+    gdal_cache = GDAL_CACHE_BYTES
+    height, width = plan.shape
+    log.info(
+        "region %s: merging %d tiles into %dx%d px with the %s strategy%s",
+        plan.name,
+        len(plan.tiles),
+        height,
+        width,
+        chosen,
+        " (memory-mapped)" if memmap else "",
+    )
+    start = time.monotonic()
+    tags = {
+        "region": plan.name,
+        "threshold": repr(float(threshold)),
+        "n_tiles": str(len(plan.tiles)),
+    }
+    with (
+        mosaic_files.scratch_directory(out_prob) as scratch,
+        mosaic_files.gdal_block_cache(gdal_cache),
+        MosaicWriter(
+            grid=plan.grid, layers=MOSAIC_LAYERS, block=block, scratch=scratch, tags=tags
+        ) as writer,
+    ):
+        ctx = _Context(
+            plan=plan,
+            writer=writer,
+            threshold=threshold,
+            block=block,
+            tracker_for=lambda total: ProgressTracker(total, progress),
+            memmap_dir=scratch if memmap else None,
+        )
+        STRATEGIES[chosen](ctx)
+        digests = writer.finish(
+            {"prob": out_prob, "binary": out_binary, "scale": out_scale},
+            overview_shapes=overview_shapes(plan.shape, blocksize=mosaic_files.COG_BLOCKSIZE),
+        )
+    elapsed = time.monotonic() - start
+    n_blocks = len(block_windows(plan.shape, block))
+    log.info("region %s: mosaics written in %.1f s (%s)", plan.name, elapsed, out_prob)
+    return MergeResult(
+        region=plan.name,
+        strategy=chosen,
+        memmap=memmap,
+        shape=plan.shape,
+        n_tiles=len(plan.tiles),
+        n_blocks=n_blocks,
+        peak_bytes_estimate=_peak_estimate(plan, chosen, block, gdal_cache),
+        sha256=digests,
+        elapsed_s=elapsed,
+    )

@@ -1,0 +1,221 @@
+"""Polygons from a binary mosaic, block by block, identical to polygonizing it whole.
+
+Objects are the 8-connected components of the pixels equal to ``value`` (1): fragments that
+meet only at a pixel corner are one object, written as one MultiPolygon whose parts touch at
+that corner. NoData (255) and 0 are background.
+
+How a region larger than memory is done
+    The raster is read in ``block`` x ``block`` windows, row-major. Each block is polygonized
+    on its own (``rasterio.features.shapes``, 8-connectivity), in *pixel* coordinates: the
+    piece's vertices are whole pixel-corner indexes of the full raster (the block's offset is
+    the transform), so they are exact in float64 and a vertex on a block edge is the same
+    number in both blocks.
+
+    A piece that touches none of its block's internal edges (edges shared with another block,
+    not the raster's border) is a whole object and is emitted at once. A piece that touches
+    one is held back and joined (union-find) with every held piece of an already processed
+    neighbouring block it intersects; two pieces of different blocks intersect exactly when
+    their pixels are 8-connected across the edge or corner, because every vertex lies on the
+    integer lattice. When a block row is done, a held group none of whose pieces reaches the
+    line below that row cannot grow any more: its pieces are unioned and the object is
+    emitted. So memory holds the pieces that touch internal edges, not the region.
+
+Canonical form
+    Every object, whole or joined, goes through the same steps: union of its pieces (GEOS
+    overlay, so the result is OGC-valid: a corner contact becomes two parts, or a hole that
+    touches its shell at a point), removal of collinear vertices (block cuts leave some on
+    straight edges), pixel -> map coordinates (``x0 + col * res_x``, ``y0 - row * res_y``,
+    per vertex, so the same pixel corner gives the same map coordinate whatever the block),
+    MultiPolygon, ``shapely.normalize``. The output therefore does not depend on ``block``;
+    only the order in which objects come out does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import shapely
+from affine import Affine
+from rasterio.features import shapes
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
+
+from tilecast.errors import InputError
+from tilecast.grid import PixelGrid, Window
+
+__all__ = ["BinaryRaster", "block_windows", "polygonize_blocks", "to_multipolygon"]
+
+
+class BinaryRaster(Protocol):
+    """What the polygonizer reads: a grid and boundless window reads of band 1."""
+
+    @property
+    def grid(self) -> PixelGrid: ...
+
+    def read(self, window: Window) -> np.ndarray: ...
+
+
+def block_windows(height: int, width: int, block: int) -> list[list[Window]]:
+    """The ``block`` x ``block`` windows covering a ``height`` x ``width`` raster, by block row."""
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise InputError(f"block must be a positive integer, {block!r} is given")
+    return [
+        [
+            Window(row, col, min(block, height - row), min(block, width - col))
+            for col in range(0, width, block)
+        ]
+        for row in range(0, height, block)
+    ]
+
+
+def to_multipolygon(geom: BaseGeometry) -> MultiPolygon:
+    """The polygonal parts of ``geom`` as one MultiPolygon (a Polygon is wrapped)."""
+    if isinstance(geom, MultiPolygon):
+        return geom
+    if isinstance(geom, Polygon):
+        return MultiPolygon([geom])
+    parts = [p for p in shapely.get_parts(geom) if isinstance(p, Polygon) and not p.is_empty]
+    polygons: list[Polygon] = []
+    for part in parts:
+        polygons.extend(to_multipolygon(part).geoms)
+    return MultiPolygon(polygons)
+
+
+@dataclass
+class _Held:
+    """A piece touching an internal block edge, waiting for its neighbours."""
+
+    geom: BaseGeometry  # pixel coordinates
+    bounds: tuple[float, float, float, float]
+
+
+class _Groups:
+    """Union-find over held pieces: group id -> piece ids, piece id -> group id."""
+
+    def __init__(self) -> None:
+        self.group_of: dict[int, int] = {}
+        self.members: dict[int, list[int]] = {}
+
+    def add(self, pid: int) -> None:
+        self.group_of[pid] = pid
+        self.members[pid] = [pid]
+
+    def join(self, a: int, b: int) -> None:
+        ga, gb = self.group_of[a], self.group_of[b]
+        if ga == gb:
+            return
+        if len(self.members[ga]) < len(self.members[gb]):
+            ga, gb = gb, ga
+        for pid in self.members[gb]:
+            self.group_of[pid] = ga
+        self.members[ga].extend(self.members.pop(gb))
+
+    def pop(self, gid: int) -> list[int]:
+        pids = self.members.pop(gid)
+        for pid in pids:
+            del self.group_of[pid]
+        return pids
+
+
+def _boxes_meet(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+
+def _finish(pieces: list[BaseGeometry], grid: PixelGrid) -> MultiPolygon:
+    """The canonical map-coordinate MultiPolygon of one object from its pixel-space pieces."""
+    geom = shapely.union_all(pieces)
+    geom = shapely.simplify(geom, 0.0)  # collinear vertices only: every vertex is a lattice point
+    x0, y0, rx, ry = grid.x0, grid.y0, grid.res_x, grid.res_y
+
+    def to_map(coords: np.ndarray) -> np.ndarray:
+        return np.column_stack([x0 + coords[:, 0] * rx, y0 - coords[:, 1] * ry])
+
+    return shapely.normalize(to_multipolygon(shapely.transform(geom, to_map)))
+
+
+def _block_pieces(mask: np.ndarray, window: Window) -> Iterator[BaseGeometry]:
+    """The 8-connected components of ``mask`` as valid geometries in full-raster pixel space."""
+    transform = Affine(1.0, 0.0, float(window.col), 0.0, 1.0, float(window.row))
+    for geojson, _ in shapes(mask.view(np.uint8), mask=mask, connectivity=8, transform=transform):
+        # GDAL's 8-connected rings may touch themselves at a corner: make them OGC-valid
+        yield shapely.make_valid(shape(geojson))
+
+
+def polygonize_blocks(
+    binary_reader: BinaryRaster, *, block: int = 2048, value: int = 1
+) -> Iterator[MultiPolygon]:
+    """Every 8-connected object of pixels equal to ``value``, as MultiPolygons in map coordinates.
+
+    Reads ``block`` x ``block`` windows; holds only the pieces that touch internal block
+    edges. The set of geometries does not depend on ``block`` (see the module notes); the
+    order does.
+    """
+    grid = binary_reader.grid
+    height, width = grid.shape
+    rows = block_windows(height, width, block)
+    held: dict[int, _Held] = {}
+    by_block: dict[tuple[int, int], list[int]] = {}
+    groups = _Groups()
+    next_id = 0
+    for bi, row_windows in enumerate(rows):
+        for bj, window in enumerate(row_windows):
+            data = np.asarray(binary_reader.read(window))
+            if data.shape != window.shape:
+                raise InputError(
+                    f"reader returned shape {data.shape} for window {window}, "
+                    f"expected {window.shape}"
+                )
+            mask = data == value
+            if not mask.any():
+                continue
+            internal = (
+                window.col > 0,  # left
+                window.row > 0,  # top
+                window.col_stop < width,  # right
+                window.row_stop < height,  # bottom
+            )
+            edges = (window.col, window.row, window.col_stop, window.row_stop)
+            neighbours = [(bi, bj - 1), (bi - 1, bj - 1), (bi - 1, bj), (bi - 1, bj + 1)]
+            for piece in _block_pieces(mask, window):
+                bounds = piece.bounds
+                touches = (
+                    (internal[0] and bounds[0] == edges[0])
+                    or (internal[1] and bounds[1] == edges[1])
+                    or (internal[2] and bounds[2] == edges[2])
+                    or (internal[3] and bounds[3] == edges[3])
+                )
+                if not touches:
+                    yield _finish([piece], grid)
+                    continue
+                pid = next_id
+                next_id += 1
+                held[pid] = _Held(piece, bounds)
+                groups.add(pid)
+                by_block.setdefault((bi, bj), []).append(pid)
+                for nb in neighbours:
+                    for other in by_block.get(nb, ()):
+                        candidate = held[other]
+                        if _boxes_meet(bounds, candidate.bounds) and piece.intersects(
+                            candidate.geom
+                        ):
+                            groups.join(pid, other)
+        # the block row is done: a group that does not reach the line below it is complete
+        line = row_windows[0].row_stop
+        last = bi == len(rows) - 1
+        growing = {
+            groups.group_of[pid]
+            for (row, _), pids in by_block.items()
+            if row == bi and not last
+            for pid in pids
+            if held[pid].bounds[3] == line
+        }
+        for key in [k for k in by_block if k[0] < bi]:
+            del by_block[key]  # never a neighbour of a later block
+        for gid in [g for g in groups.members if g not in growing]:
+            pids = groups.pop(gid)
+            yield _finish([held.pop(pid).geom for pid in pids], grid)
+        for key in list(by_block):
+            by_block[key] = [pid for pid in by_block[key] if pid in held]
