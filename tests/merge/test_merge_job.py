@@ -11,6 +11,7 @@ from merge_support import done, make_tiles, oracle, write_run_log, write_tiles
 
 from tilecast.grid import OffGridError
 from tilecast.merge import MergeInputError, MissingTilesError, merge_output, read_run_logs
+from tilecast.run.runlogs import RunLogError
 
 
 def read(path: str) -> np.ndarray:
@@ -110,7 +111,7 @@ def test_shard_logs_that_disagree_are_refused(output, key, a, b) -> None:
     ids = sorted(records)
     write_run_log(out, {k: records[k] for k in ids[::2]}, shard="a", **{key: a})
     write_run_log(out, {k: records[k] for k in ids[1::2]}, shard="b", **{key: b})
-    with pytest.raises(MergeInputError, match=f"the run logs disagree on {key}") as info:
+    with pytest.raises(RunLogError, match=f"the run logs disagree on {key}") as info:
         merge_output(str(out), threshold=0.5)
     assert "inference_log.a.json" in str(info.value) and "inference_log.b.json" in str(info.value)
     assert not (out / "merged").exists()
@@ -120,13 +121,13 @@ def test_a_tile_recorded_differently_by_two_shards_is_refused(output) -> None:
     out, records, _ = output
     write_run_log(out, records, shard="a")
     write_run_log(out, {"n0000": done("north", sha256="1" * 64)}, shard="b")
-    with pytest.raises(MergeInputError, match="tile n0000 is recorded differently"):
+    with pytest.raises(RunLogError, match="tile n0000 is recorded differently"):
         read_run_logs(str(out))
 
 
 def test_no_run_log_and_no_done_tile_are_refused(output) -> None:
     out, _records, _ = output
-    with pytest.raises(MergeInputError, match=r"no run log \(inference_log\*.json\)"):
+    with pytest.raises(RunLogError, match=r"no run log \(inference_log\*.json\)"):
         merge_output(str(out))
     write_run_log(out, {"x": {"status": "skipped", "reason": "all NoData"}})
     with pytest.raises(MergeInputError, match="record no done tile to merge"):

@@ -14,12 +14,9 @@ in another CRS or at another pixel size is refused, never resampled.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from tilecast.errors import StorageError
 from tilecast.grid import NAME_PATTERN, PixelGrid, snap_bbox
@@ -27,6 +24,7 @@ from tilecast.io import mosaic_files, storage
 from tilecast.merge.errors import MergeInputError, MissingTilesError
 from tilecast.merge.region import MergeResult, Strategy, TileRef, merge_region, plan_region
 from tilecast.run.progress import ProgressCallback, no_progress
+from tilecast.run.runlogs import CONSISTENT_KEYS, RunLogs, read_run_logs
 
 __all__ = [
     "CONSISTENT_KEYS",
@@ -43,36 +41,9 @@ log = logging.getLogger(__name__)
 
 #: Region of the tiles whose tile-list row named none.
 DEFAULT_REGION = "all"
+
+
 #: Run-log fields every shard must agree on (when any log has them) before tiles are merged.
-CONSISTENT_KEYS = (
-    "threshold",
-    "bundle_digest",
-    "basemap_version",
-    "scales_used",
-    "tta_config",
-    "tile_size",
-)
-_LOG_NAME = re.compile(r"inference_log(?:\.[A-Za-z0-9][A-Za-z0-9._-]*)?\.json")
-
-
-@dataclass(frozen=True)
-class RunLogs:
-    """The run logs of one output, combined: their shared settings and every tile record."""
-
-    uris: tuple[str, ...]
-    settings: dict[str, Any]  # the CONSISTENT_KEYS found, with their common value
-    tiles: dict[str, dict[str, Any]]  # tile_id -> record (status, sha256, region, ...)
-
-    @property
-    def threshold(self) -> float:
-        value = self.settings.get("threshold")
-        if value is None:
-            raise MergeInputError(
-                f"no threshold in the run log(s) {', '.join(self.uris)}; pass one explicitly"
-            )
-        return float(value)
-
-
 @dataclass(frozen=True)
 class RegionResult:
     """One region's mosaics: where they are and how they were made."""
@@ -92,54 +63,6 @@ def merged_paths(output: str, region: str) -> dict[str, str]:
         layer: storage.join(base, f"region_{region}_{layer}.tif")
         for layer in ("prob", "binary", "scale")
     }
-
-
-def read_run_logs(output: str) -> RunLogs:
-    """Every ``logs/inference_log*.json`` of ``output``, checked for agreement and combined."""
-    logs_dir = storage.join(output, "logs")
-    try:
-        names = [n for n in storage.list_files(logs_dir) if _LOG_NAME.fullmatch(n)]
-    except StorageError:
-        names = []
-    if not names:
-        raise MergeInputError(f"no run log (inference_log*.json) in {logs_dir}")
-    loaded: dict[str, dict[str, Any]] = {}
-    for name in names:
-        uri = storage.join(logs_dir, name)
-        try:
-            data = json.loads(storage.read_text(uri))
-        except json.JSONDecodeError as exc:
-            raise MergeInputError(f"{uri}: not valid JSON ({exc})") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("tiles", {}), dict):
-            raise MergeInputError(f"{uri}: expected a run log object with a 'tiles' mapping")
-        if data.get("status", "complete") != "complete":
-            log.warning("%s: status is %r; merging what it records so far", uri, data["status"])
-        loaded[uri] = data
-    settings: dict[str, Any] = {}
-    for key in CONSISTENT_KEYS:
-        values = {uri: data.get(key) for uri, data in loaded.items()}
-        if all(v is None for v in values.values()):
-            continue
-        distinct = {json.dumps(v, sort_keys=True) for v in values.values()}
-        if len(distinct) > 1:
-            found = "; ".join(f"{uri}: {v!r}" for uri, v in values.items())
-            raise MergeInputError(
-                f"the run logs disagree on {key}, so their tiles do not belong in one mosaic: "
-                f"{found}"
-            )
-        settings[key] = next(iter(values.values()))
-    tiles: dict[str, dict[str, Any]] = {}
-    origin: dict[str, str] = {}
-    for uri, data in loaded.items():
-        for tile_id, record in data.get("tiles", {}).items():
-            if tile_id in tiles and tiles[tile_id] != record:
-                raise MergeInputError(
-                    f"tile {tile_id} is recorded differently in {origin[tile_id]} "
-                    f"({tiles[tile_id]}) and {uri} ({record})"
-                )
-            tiles[tile_id] = record
-            origin.setdefault(tile_id, uri)
-    return RunLogs(uris=tuple(loaded), settings=settings, tiles=tiles)
 
 
 def group_done_tiles(logs: RunLogs) -> dict[str, list[str]]:

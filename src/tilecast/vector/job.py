@@ -19,7 +19,6 @@ threshold) is not even opened when the vectoriser's threshold is at least the ru
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -28,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from tilecast.errors import InputError, StorageError
+from tilecast.errors import InputError
 from tilecast.grid import PixelGrid, Window, snap_bbox
 from tilecast.io import storage
 from tilecast.io.mosaic_reader import MosaicReader, open_mosaic, read_grid
 from tilecast.io.vector import write_polygon_layer
+from tilecast.run.runlogs import RunLogs, read_run_logs
 from tilecast.vector.attributes import (
     PolygonRecord,
     TileIndex,
@@ -252,35 +252,6 @@ def write_predictions(
     )
 
 
-def _run_logs(output: str) -> list[tuple[str, dict[str, Any]]]:
-    logs_dir = storage.join(output, "logs")
-    try:
-        names = [n for n in storage.list_files(logs_dir) if _RUN_LOG.fullmatch(n)]
-    except StorageError:
-        names = []
-    if not names:
-        raise InputError(f"{logs_dir}: no run log (inference_log*.json) to take the tiles from")
-    logs = []
-    for name in names:
-        uri = storage.join(logs_dir, name)
-        try:
-            data = json.loads(storage.read_text(uri))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{uri}: not a JSON run log ({exc})") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("tiles", {}), dict):
-            raise InputError(f"{uri}: expected an object with a 'tiles' object")
-        logs.append((uri, data))
-    return logs
-
-
-def _log_threshold(logs: Sequence[tuple[str, dict[str, Any]]]) -> float:
-    found = {uri: log.get("threshold") for uri, log in logs}
-    values = {v for v in found.values() if v is not None}
-    if len(values) != 1:
-        raise InputError(f"no threshold given and the run logs do not agree on one: {found}")
-    return float(values.pop())
-
-
 def read_tile_index(
     output: str,
     *,
@@ -293,11 +264,11 @@ def read_tile_index(
     :data:`DEFAULT_REGION`. With ``threshold``,
     tiles a log records as not detected at a run threshold <= ``threshold`` are left out.
     """
-    return _tile_index(_run_logs(output), output, regions=regions, threshold=threshold)
+    return _tile_index(read_run_logs(output), output, regions=regions, threshold=threshold)
 
 
 def _tile_index(
-    logs: Sequence[tuple[str, dict[str, Any]]],
+    logs: RunLogs,
     output: str,
     *,
     regions: Sequence[str] | None,
@@ -305,20 +276,19 @@ def _tile_index(
 ) -> list[TileIndexEntry]:
     wanted = None if regions is None else set(regions)
     found: dict[str, str] = {}
-    for _, log in logs:
-        run_threshold = log.get("threshold")
-        skip_undetected = (
-            threshold is not None and run_threshold is not None and run_threshold <= threshold
-        )
-        for tile_id, entry in log.get("tiles", {}).items():
-            if entry.get("status") != "done":
-                continue
-            if skip_undetected and entry.get("detected") is False:
-                continue
-            region = str(entry.get("region") or DEFAULT_REGION)
-            if wanted is not None and region not in wanted:
-                continue
-            found[tile_id] = region
+    run_threshold = logs.settings.get("threshold")
+    skip_undetected = (
+        threshold is not None and run_threshold is not None and run_threshold <= threshold
+    )
+    for tile_id, entry in logs.tiles.items():
+        if entry.get("status") != "done":
+            continue
+        if skip_undetected and entry.get("detected") is False:
+            continue
+        region = str(entry.get("region") or DEFAULT_REGION)
+        if wanted is not None and region not in wanted:
+            continue
+        found[tile_id] = region
     entries = []
     for tile_id in sorted(found):
         uri = storage.join(output, "tiles", f"{tile_id}.tif")
@@ -350,8 +320,8 @@ def vectorize_output(
             raise InputError(
                 f"{merged}: no binary mosaic for region(s) {missing}; found {available}"
             )
-    logs = _run_logs(output)
-    threshold = _check_threshold(_log_threshold(logs) if threshold is None else threshold)
+    logs = read_run_logs(output)
+    threshold = _check_threshold(logs.threshold if threshold is None else threshold)
     tiles = _tile_index(logs, output, regions=selected, threshold=threshold)
     records: list[PolygonRecord] = []
     per_region: dict[str, int] = {}

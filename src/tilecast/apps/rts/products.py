@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tilecast.apps.rts.config import ProductsSection
 from tilecast.io import storage
 from tilecast.run.runlog import RunLog
+from tilecast.run.runlogs import run_log_names
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,9 @@ class ProductsResult:
 
 def record_total_area(output: str, total_area_km2: float) -> list[str]:
     """Write ``total_rts_area_km2`` into every run log of the output (atomically)."""
-    logs_dir = storage.join(output, "logs")
     updated = []
-    for name in storage.list_files(logs_dir):
-        if not (name.startswith("inference_log") and name.endswith(".json")):
-            continue
-        uri = storage.join(logs_dir, name)
+    for name in run_log_names(output):
+        uri = storage.join(output, "logs", name)
         runlog = RunLog.model_validate_json(storage.read_text(uri))
         runlog.total_rts_area_km2 = round(total_area_km2, 6)
         storage.write_text(uri, runlog.to_json())
