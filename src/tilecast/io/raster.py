@@ -97,6 +97,23 @@ def read_raster(uri: str | os.PathLike[str]) -> RasterImage:
     return RasterImage(array=array, georef=georef, nodata=nodata, uri=text, channel_order=order)
 
 
+def gtiff_profile(array: np.ndarray, *, georef: Georef, nodata: float | None) -> dict[str, Any]:
+    """The GeoTIFF creation profile of a ``(C, H, W)`` array."""
+    if array.ndim != 3:
+        raise InputError(f"expected a (bands, rows, cols) array, got shape {array.shape}")
+    count, height, width = array.shape
+    return {
+        "driver": "GTiff",
+        "count": count,
+        "height": height,
+        "width": width,
+        "dtype": array.dtype.name,
+        "crs": georef.crs,
+        "transform": georef.transform,
+        "nodata": nodata,
+    }
+
+
 def write_raster(
     uri: str | os.PathLike[str],
     array: np.ndarray,
@@ -110,20 +127,9 @@ def write_raster(
     tiled: bool = True,
 ) -> str:
     """Write a ``(C, H, W)`` array as a GeoTIFF, atomically; return the file's sha256."""
-    if array.ndim != 3:
-        raise InputError(f"write_raster expects (bands, rows, cols), got shape {array.shape}")
+    profile = gtiff_profile(array, georef=georef, nodata=nodata)
     count, height, width = array.shape
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "count": count,
-        "height": height,
-        "width": width,
-        "dtype": array.dtype.name,
-        "crs": georef.crs,
-        "transform": georef.transform,
-        "nodata": nodata,
-        "compress": compress,
-    }
+    profile["compress"] = compress
     if tiled and height >= 256 and width >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
     if count > 1 and array.dtype == np.uint8:
@@ -161,17 +167,8 @@ def write_cog(
     from rasterio.io import MemoryFile
     from rasterio.shutil import copy as rio_copy
 
-    count, height, width = array.shape
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "count": count,
-        "height": height,
-        "width": width,
-        "dtype": array.dtype.name,
-        "crs": georef.crs,
-        "transform": georef.transform,
-        "nodata": nodata,
-    }
+    profile = gtiff_profile(array, georef=georef, nodata=nodata)
+    count = array.shape[0]
     with MemoryFile() as mem, mem.open(**profile) as tmp_ds:
         tmp_ds.write(array)
         if channel_order:
