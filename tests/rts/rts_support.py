@@ -126,4 +126,5 @@ def tile_hashes(out: Path) -> dict[str, str]:
     return {
         p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted((out / "tiles").glob("*.tif"))
+        if not p.name.startswith(".")  # a killed writer's temporaries are not tiles
     }

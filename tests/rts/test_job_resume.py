@@ -34,6 +34,11 @@ def write_inputs(tmp_path: Path, bundle: Path, out: Path) -> tuple[Path, Path, l
     return config_path, tile_list, tiles
 
 
+def visible_tiles(out: Path) -> list[Path]:
+    """Tile files a reader would pick up (a killed writer's hidden temporaries are not tiles)."""
+    return [p for p in (out / "tiles").glob("*.tif") if not p.name.startswith(".")]
+
+
 def start(config: Path, tile_list: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -83,7 +88,7 @@ def test_sigkill_and_restart_gives_the_same_outputs(make_bundle, tmp_path):
         proc = start(config, tile_list)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            done = len(list((out / "tiles").glob("*.tif"))) if (out / "tiles").exists() else 0
+            done = len(visible_tiles(out)) if (out / "tiles").exists() else 0
             if done >= target:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -92,7 +97,7 @@ def test_sigkill_and_restart_gives_the_same_outputs(make_bundle, tmp_path):
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
         # whatever is visible is whole: every tile file opens and has its two bands
-        for path in (out / "tiles").glob("*.tif"):
+        for path in visible_tiles(out):
             with rasterio.open(path) as src:
                 assert src.count == 2 and src.read(1).shape == (64, 64)
         if (out / "logs" / "inference_log.json").exists():

@@ -2,7 +2,10 @@
 
 Every path or URL the library touches goes through this module (or ``io.raster`` for pixels).
 A write lands in a temporary sibling first and is moved into place in one step, so a reader
-sees the old file or the whole new one, never a part.
+sees the old file or the whole new one, never a part. On object stores (gs://, s3://) a write
+is one PUT of the complete bytes, which the store makes visible whole or not at all; there
+"directories" are key prefixes. Remote details (filesystems, error messages) live in
+``io.remote``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import IO
 import fsspec
 
 from tilecast.errors import StorageError
+from tilecast.io import remote
 
 
 def is_local(uri: str | os.PathLike[str]) -> bool:
@@ -35,6 +39,11 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
 
 
 def read_bytes(uri: str | os.PathLike[str]) -> bytes:
+    if not is_local(uri):
+        text = os.fspath(uri)
+        fs, path = remote.filesystem(text)
+        with remote.errors_named(text, fs, path):
+            return fs.cat_file(path)
     try:
         with fsspec.open(os.fspath(uri), "rb") as fh:
             return fh.read()
@@ -49,12 +58,23 @@ def read_text(uri: str | os.PathLike[str]) -> str:
 
 
 def exists(uri: str | os.PathLike[str]) -> bool:
+    if not is_local(uri):
+        text = os.fspath(uri)
+        fs, path = remote.filesystem(text)
+        with remote.errors_named(text, fs, path):
+            return bool(fs.exists(path))
     fs, path = fsspec.core.url_to_fs(os.fspath(uri))
     return fs.exists(path)
 
 
 def list_files(uri: str | os.PathLike[str]) -> list[str]:
-    """Relative paths (with '/') of every file below a directory URI, sorted."""
+    """Relative paths (with '/') of every file below a directory URI, sorted.
+
+    On object stores the directory is the key prefix ``uri + '/'``; it "exists" when some
+    object has that prefix.
+    """
+    if not is_local(uri):
+        return _list_remote(os.fspath(uri))
     fs, root = fsspec.core.url_to_fs(os.fspath(uri))
     if not fs.isdir(root):
         raise StorageError(f"{os.fspath(uri)}: not a directory")
@@ -63,8 +83,32 @@ def list_files(uri: str | os.PathLike[str]) -> list[str]:
     return sorted(p[len(root) + 1 :] for p in found)
 
 
+def _list_remote(uri: str) -> list[str]:
+    fs, root = remote.filesystem(uri)
+    root = root.rstrip("/")
+    with remote.errors_named(uri, fs, root):
+        found = fs.find(root)
+    prefix = root + "/"
+    names = sorted(p[len(prefix) :] for p in found if p.startswith(prefix) and not p.endswith("/"))
+    if not names:
+        if not remote.bucket_exists(fs, remote.bucket_of(root)):
+            raise StorageError(f"{uri}: no such bucket {remote.bucket_of(root)!r}")
+        raise StorageError(f"{uri}: not a directory (no objects below this prefix)")
+    return names
+
+
+def _put_remote(uri: str, data: bytes) -> None:
+    """One PUT of the complete bytes: readers see the old object or the whole new one."""
+    fs, path = remote.filesystem(uri)
+    with remote.errors_named(uri, fs, path):
+        fs.pipe_file(path, bytes(data))
+
+
 def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``uri`` atomically."""
+    if not is_local(uri):
+        _put_remote(os.fspath(uri), data)
+        return
     with atomic_local_path(uri) as tmp:
         tmp.write_bytes(data)
 
@@ -77,10 +121,13 @@ def write_text(uri: str | os.PathLike[str], text: str) -> None:
 def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary local path; on success its content becomes ``uri`` in one step.
 
-    On error the temporary file is removed and ``uri`` is untouched.
+    On error the temporary file is removed and ``uri`` is untouched. For a remote ``uri`` the
+    temporary file is in the local temp directory and is uploaded with one PUT on success.
     """
     if not is_local(uri):
-        raise StorageError(f"{os.fspath(uri)}: remote writes are not supported yet")
+        with _remote_staging(os.fspath(uri), suffix=suffix) as tmp:
+            yield tmp
+        return
     final = local_path(uri)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +147,24 @@ def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Itera
         raise
 
 
+@contextlib.contextmanager
+def _remote_staging(uri: str, *, suffix: str) -> Iterator[Path]:
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    fd, tmpname = tempfile.mkstemp(prefix=f".{name}.", suffix=suffix or ".part")
+    os.close(fd)
+    tmp = Path(tmpname)
+    try:
+        yield tmp
+        _put_remote(uri, tmp.read_bytes())
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def remove_temporaries(directory: str | os.PathLike[str]) -> int:
     """Delete temporary files a killed writer left in ``directory`` (``.{name}.*`` siblings).
 
-    They are never visible as outputs (hidden names), but would pile up over restarts.
+    They are never visible as outputs (hidden names), but would pile up over restarts. Object
+    stores have none: a remote write stages in the local temp directory and PUTs once.
     """
     if not is_local(directory):
         return 0
@@ -120,6 +181,14 @@ def remove_temporaries(directory: str | os.PathLike[str]) -> int:
 
 @contextlib.contextmanager
 def open_read(uri: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    if not is_local(uri):
+        text = os.fspath(uri)
+        fs, path = remote.filesystem(text)
+        with remote.errors_named(text, fs, path):
+            fh = fs.open(path, "rb")
+        with fh:
+            yield fh
+        return
     try:
         with fsspec.open(os.fspath(uri), "rb") as fh:
             yield fh
