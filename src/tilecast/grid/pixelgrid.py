@@ -17,11 +17,10 @@ so ``snap_bbox(grid, *window_bounds(grid, w)) == w``.
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 
 from tilecast.errors import InputError
-from tilecast.grid.windows import Window
+from tilecast.grid.windows import Window, as_positive_int
 
 __all__ = [
     "SNAP_TOLERANCE_PX",
@@ -53,18 +52,6 @@ def _finite(name: str, value: object) -> float:
     return number
 
 
-def _size(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be an integer, {value!r} is given")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise InputError(f"{name} must be an integer, {value!r} is given") from None
-    if number < 1:
-        raise InputError(f"{name} must be at least 1, {number} is given")
-    return number
-
-
 @dataclass(frozen=True)
 class PixelGrid:
     """A north-up raster grid: upper-left corner, positive pixel size, size in pixels, CRS."""
@@ -84,8 +71,8 @@ class PixelGrid:
             raise InputError(
                 f"pixel size must be positive, (res_x, res_y) = ({self.res_x}, {self.res_y}) is given"
             )
-        object.__setattr__(self, "width", _size("width", self.width))
-        object.__setattr__(self, "height", _size("height", self.height))
+        object.__setattr__(self, "width", as_positive_int("width", self.width))
+        object.__setattr__(self, "height", as_positive_int("height", self.height))
         if not isinstance(self.crs, str) or not self.crs.strip():
             raise InputError(f"crs must be a non-empty string, {self.crs!r} is given")
 

@@ -17,27 +17,14 @@ nearest binary float), so ``512 / 0.4 = 1280`` is accepted and ``512 / 0.3`` is 
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from tilecast.errors import InputError
-from tilecast.grid.windows import Window
+from tilecast.grid.windows import Window, as_positive_int
 
 __all__ = ["ScaleView", "context_size", "context_window", "crop_back_window", "scale_views"]
-
-
-def _tile_size(value: object) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"tile_size must be an integer, {value!r} is given")
-    try:
-        size = operator.index(value)
-    except TypeError:
-        raise InputError(f"tile_size must be an integer, {value!r} is given") from None
-    if size < 1:
-        raise InputError(f"tile_size must be at least 1, {size} is given")
-    return size
 
 
 def _scale(value: object) -> float:
@@ -59,7 +46,7 @@ def context_size(tile_size: int, scale: float) -> int:
     Raises :class:`InputError` unless ``tile_size / scale`` is an integer whose difference
     from ``tile_size`` is even (so the tile sits at a whole-pixel offset in the centre).
     """
-    size = _tile_size(tile_size)
+    size = as_positive_int("tile_size", tile_size)
     s = _scale(scale)
     exact = Fraction(size) / Fraction(repr(s))
     if exact.denominator != 1 or (exact.numerator - size) % 2:
@@ -84,7 +71,7 @@ def crop_back_window(tile_size: int, scale: float) -> Window:
     Offsets are 0, 256 and 768 for a 512 px tile at scales 1, 0.5 and 0.25: after the
     prediction is upsampled back to the context, this window crops the tile out of it.
     """
-    size = _tile_size(tile_size)
+    size = as_positive_int("tile_size", tile_size)
     offset = (context_size(size, scale) - size) // 2
     return Window(offset, offset, size, size)
 

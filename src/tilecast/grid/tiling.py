@@ -20,7 +20,6 @@ the same window.
 from __future__ import annotations
 
 import math
-import operator
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ import numpy as np
 
 from tilecast.errors import InputError
 from tilecast.grid.pixelgrid import SNAP_TOLERANCE_PX, PixelGrid, snap_bbox, window_bounds
-from tilecast.grid.windows import Window
+from tilecast.grid.windows import Window, as_positive_int
 
 __all__ = [
     "NAME_PATTERN",
@@ -151,18 +150,6 @@ def tile_id_for(
     return _format_tile_id(row, col)
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be an integer, {value!r} is given")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise InputError(f"{name} must be an integer, {value!r} is given") from None
-    if number < 1:
-        raise InputError(f"{name} must be at least 1, {number} is given")
-    return number
-
-
 def _snap_down(position: float) -> int:
     nearest = round(position)
     return nearest if abs(position - nearest) <= SNAP_TOLERANCE_PX else math.floor(position)
@@ -211,8 +198,8 @@ def iter_tile_grid(
     region: str | None = None,
 ) -> Iterator[Tile]:
     """The tiles of :func:`make_tile_grid`, one at a time, in the same (id) order."""
-    tile_size = _positive_int("tile_size", tile_size)
-    stride = _positive_int("stride", stride)
+    tile_size = as_positive_int("tile_size", tile_size)
+    stride = as_positive_int("stride", stride)
     if stride > tile_size:
         raise InputError(
             f"stride must be at most tile_size ({tile_size}) or pixels are left uncovered, "

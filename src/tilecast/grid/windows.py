@@ -28,7 +28,7 @@ from tilecast.errors import InputError
 __all__ = ["Window"]
 
 
-def _as_int(name: str, value: object) -> int:
+def as_int(name: str, value: object) -> int:
     """``value`` as a plain int; refuses floats and bools instead of truncating them."""
     if isinstance(value, bool):
         raise InputError(f"{name} must be an integer, {value!r} is given")
@@ -36,6 +36,14 @@ def _as_int(name: str, value: object) -> int:
         return operator.index(value)  # int or numpy integer, never a float
     except TypeError:
         raise InputError(f"{name} must be an integer, {value!r} is given") from None
+
+
+def as_positive_int(name: str, value: object) -> int:
+    """:func:`as_int`, and at least 1."""
+    number = as_int(name, value)
+    if number < 1:
+        raise InputError(f"{name} must be at least 1, {number} is given")
+    return number
 
 
 @dataclass(frozen=True, order=True)
@@ -49,7 +57,7 @@ class Window:
 
     def __post_init__(self) -> None:
         for name in ("row", "col", "height", "width"):
-            object.__setattr__(self, name, _as_int(name, getattr(self, name)))
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
         if self.height < 0 or self.width < 0:
             raise InputError(
                 f"window height and width must be >= 0, ({self.height}, {self.width}) is given"
@@ -145,15 +153,15 @@ class Window:
     def translate(self, drow: int, dcol: int) -> Window:
         """The same size, moved by ``drow`` rows and ``dcol`` columns."""
         return Window(
-            self.row + _as_int("drow", drow),
-            self.col + _as_int("dcol", dcol),
+            self.row + as_int("drow", drow),
+            self.col + as_int("dcol", dcol),
             self.height,
             self.width,
         )
 
     def pad(self, n: int) -> Window:
         """Grown by ``n`` pixels on every side (a negative ``n`` shrinks it)."""
-        n = _as_int("n", n)
+        n = as_int("n", n)
         if self.height + 2 * n < 0 or self.width + 2 * n < 0:
             raise InputError(f"cannot pad a {self.height}x{self.width} window by {n}")
         return Window(self.row - n, self.col - n, self.height + 2 * n, self.width + 2 * n)
@@ -168,7 +176,7 @@ class Window:
 
     def clip_to(self, height: int, width: int) -> Window | None:
         """The part inside a ``height`` x ``width`` raster, or ``None`` when nothing is."""
-        height, width = _as_int("height", height), _as_int("width", width)
+        height, width = as_int("height", height), as_int("width", width)
         if height < 0 or width < 0:
             raise InputError(f"raster shape must be >= 0, ({height}, {width}) is given")
         return self.intersection(Window(0, 0, height, width))
@@ -179,7 +187,7 @@ class Window:
         The size change must be even on each axis so that the centre stays on the same
         pixel boundary; otherwise :class:`InputError`.
         """
-        height, width = _as_int("height", height), _as_int("width", width)
+        height, width = as_int("height", height), as_int("width", width)
         if height < 0 or width < 0:
             raise InputError(f"window height and width must be >= 0, ({height}, {width}) is given")
         dh, dw = height - self.height, width - self.width
