@@ -42,9 +42,8 @@ def main() -> None:
         attributes={"slump_id": list(range(1, len(scene.slumps) + 1))},
         layer="slumps",
     )
-    t = scene.transform
     grid = PixelGrid.from_affine(
-        t.a, t.b, t.c, t.d, t.e, t.f, width=scene.width, height=scene.height, crs=scene.crs
+        *tuple(scene.transform)[:6], width=scene.width, height=scene.height, crs=scene.crs
     )
     tiles = make_tile_grid(grid, tile_size=512, stride=256, region="demo")
     storage.write_text(args.out / "tiles.csv", format_tile_list(tiles))

@@ -16,11 +16,10 @@ so ``snap_bbox(grid, *window_bounds(grid, w)) == w``.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tilecast.errors import InputError
-from tilecast.grid.windows import Window, as_positive_int
+from tilecast.grid.windows import Window, as_finite, as_positive_int
 
 __all__ = [
     "SNAP_TOLERANCE_PX",
@@ -42,16 +41,6 @@ class OffGridError(InputError):
     """A map coordinate does not lie on the pixel grid (beyond :data:`SNAP_TOLERANCE_PX`)."""
 
 
-def _finite(name: str, value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, {value!r} is given") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name} must be finite, {value!r} is given")
-    return number
-
-
 @dataclass(frozen=True)
 class PixelGrid:
     """A north-up raster grid: upper-left corner, positive pixel size, size in pixels, CRS."""
@@ -66,7 +55,7 @@ class PixelGrid:
 
     def __post_init__(self) -> None:
         for name in ("x0", "y0", "res_x", "res_y"):
-            object.__setattr__(self, name, _finite(name, getattr(self, name)))
+            object.__setattr__(self, name, as_finite(name, getattr(self, name)))
         if self.res_x <= 0 or self.res_y <= 0:
             raise InputError(
                 f"pixel size must be positive, (res_x, res_y) = ({self.res_x}, {self.res_y}) is given"
@@ -96,7 +85,7 @@ class PixelGrid:
         (``b`` or ``d`` not 0), a south-up grid (``e >= 0``) or ``a <= 0``.
         """
         coeffs = {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f}
-        values = {k: _finite(f"affine coefficient {k}", v) for k, v in coeffs.items()}
+        values = {k: as_finite(f"affine coefficient {k}", v) for k, v in coeffs.items()}
         problems = []
         if values["b"] != 0 or values["d"] != 0:
             problems.append(
@@ -187,7 +176,7 @@ def snap_bbox(
     """
     label = f"tile {tile_id}" if tile_id is not None else "bbox"
     coords = {
-        name: _finite(f"{label}: {name}", value)
+        name: as_finite(f"{label}: {name}", value)
         for name, value in (("minx", minx), ("miny", miny), ("maxx", maxx), ("maxy", maxy))
     }
     if coords["minx"] >= coords["maxx"] or coords["miny"] >= coords["maxy"]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from tilecast.errors import InputError
 from tilecast.grid.pixelgrid import SNAP_TOLERANCE_PX, PixelGrid, snap_bbox, window_bounds
-from tilecast.grid.windows import Window, as_positive_int
+from tilecast.grid.windows import Window, as_finite, as_positive_int
 
 __all__ = [
     "NAME_PATTERN",
@@ -65,18 +65,6 @@ def _check_name(kind: str, value: object) -> str:
     return value
 
 
-def _coordinate(name: str, value: object) -> float:
-    if isinstance(value, bool):
-        raise InputError(f"{name} must be a number, {value!r} is given")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a number, {value!r} is given") from None
-    if not math.isfinite(number):
-        raise InputError(f"{name} must be finite, {value!r} is given")
-    return number
-
-
 @dataclass(frozen=True, order=True)
 class Tile:
     """A tile of a tile list: an id, its bbox in the basemap CRS and an optional region."""
@@ -92,7 +80,7 @@ class Tile:
         _check_name("tile_id", self.tile_id)
         for name in ("minx", "miny", "maxx", "maxy"):
             object.__setattr__(
-                self, name, _coordinate(f"tile {self.tile_id}: {name}", getattr(self, name))
+                self, name, as_finite(f"tile {self.tile_id}: {name}", getattr(self, name))
             )
         if self.minx >= self.maxx or self.miny >= self.maxy:
             raise InputError(
@@ -140,13 +128,13 @@ def tile_id_for(
     string order equals row-major lattice order. ``stride_m`` is the stride in map units
     (``stride * res``; square pixels assumed).
     """
-    stride_m = _coordinate("stride_m", stride_m)
+    stride_m = as_finite("stride_m", stride_m)
     if stride_m <= 0:
         raise InputError(f"stride_m must be positive, {stride_m!r} is given")
-    origin_x = _coordinate("grid_origin_x", grid_origin_x)
-    origin_y = _coordinate("grid_origin_y", grid_origin_y)
-    row = _lattice_index(f"maxy {maxy!r}", origin_y - _coordinate("maxy", maxy), stride_m)
-    col = _lattice_index(f"minx {minx!r}", _coordinate("minx", minx) - origin_x, stride_m)
+    origin_x = as_finite("grid_origin_x", grid_origin_x)
+    origin_y = as_finite("grid_origin_y", grid_origin_y)
+    row = _lattice_index(f"maxy {maxy!r}", origin_y - as_finite("maxy", maxy), stride_m)
+    col = _lattice_index(f"minx {minx!r}", as_finite("minx", minx) - origin_x, stride_m)
     return _format_tile_id(row, col)
 
 
@@ -167,7 +155,7 @@ def _pixel_extent(grid: PixelGrid, bbox: tuple[float, float, float, float] | Non
     if len(bbox) != 4:
         raise InputError(f"bbox must be (minx, miny, maxx, maxy), {bbox!r} is given")
     minx, miny, maxx, maxy = (
-        _coordinate(f"bbox {name}", v)
+        as_finite(f"bbox {name}", v)
         for name, v in zip(("minx", "miny", "maxx", "maxy"), bbox, strict=True)
     )
     if minx >= maxx or miny >= maxy:

@@ -19,6 +19,7 @@ Conventions:
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -36,6 +37,19 @@ def as_int(name: str, value: object) -> int:
         return operator.index(value)  # int or numpy integer, never a float
     except TypeError:
         raise InputError(f"{name} must be an integer, {value!r} is given") from None
+
+
+def as_finite(name: str, value: object) -> float:
+    """``value`` as a finite float; refuses bools, non-numbers, NaN and infinities."""
+    if isinstance(value, bool):
+        raise InputError(f"{name} must be a number, {value!r} is given")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a number, {value!r} is given") from None
+    if not math.isfinite(number):
+        raise InputError(f"{name} must be finite, {value!r} is given")
+    return number
 
 
 def as_positive_int(name: str, value: object) -> int:

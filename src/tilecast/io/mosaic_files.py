@@ -43,6 +43,7 @@ from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
+from tilecast.io.raster import grid_of
 from tilecast.io.storage import atomic_local_path, is_local, local_path
 
 __all__ = [
@@ -100,20 +101,7 @@ def read_header(uri: str | os.PathLike[str]) -> RasterHeader:
     """The grid, band count, types and NoData of a raster; refuses rotated or CRS-less ones."""
     text = os.fspath(uri)
     with _open(text) as src:
-        if src.crs is None:
-            raise InputError(f"{text}: invalid georeferencing: the raster has no CRS")
-        t = src.transform
-        grid = PixelGrid.from_affine(
-            t.a,
-            t.b,
-            t.c,
-            t.d,
-            t.e,
-            t.f,
-            width=src.width,
-            height=src.height,
-            crs=src.crs.to_string(),
-        )
+        grid = grid_of(src.crs, src.transform, width=src.width, height=src.height, where=text)
         return RasterHeader(
             uri=text, grid=grid, count=src.count, dtypes=tuple(src.dtypes), nodata=src.nodata
         )

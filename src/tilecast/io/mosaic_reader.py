@@ -26,20 +26,9 @@ from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid, Window
+from tilecast.io.raster import grid_of
 
 __all__ = ["MosaicReader", "open_mosaic", "read_grid"]
-
-
-def _grid_of(src: Any, text: str) -> PixelGrid:
-    if src.crs is None:
-        raise InputError(f"{text}: invalid georeferencing: the raster has no CRS")
-    a, b, c, d, e, f = tuple(src.transform)[:6]
-    try:
-        return PixelGrid.from_affine(
-            a, b, c, d, e, f, width=src.width, height=src.height, crs=src.crs.to_string()
-        )
-    except InputError as exc:
-        raise InputError(f"{text}: {exc}") from exc
 
 
 def _open(text: str) -> Any:
@@ -56,7 +45,7 @@ def read_grid(uri: str | os.PathLike[str]) -> PixelGrid:
     text = os.fspath(uri)
     src = _open(text)
     try:
-        return _grid_of(src, text)
+        return grid_of(src.crs, src.transform, width=src.width, height=src.height, where=text)
     finally:
         src.close()
 
@@ -68,7 +57,13 @@ class MosaicReader:
         self.uri = os.fspath(uri)
         self._src: Any = _open(self.uri)
         try:
-            self.grid: PixelGrid = _grid_of(self._src, self.uri)
+            self.grid: PixelGrid = grid_of(
+                self._src.crs,
+                self._src.transform,
+                width=self._src.width,
+                height=self._src.height,
+                where=self.uri,
+            )
         except InputError:
             self._src.close()
             raise

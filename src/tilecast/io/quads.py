@@ -110,12 +110,7 @@ def _check_header(h: _Header) -> PixelGrid:
     t = h.transform
     try:
         grid = PixelGrid.from_affine(
-            t.a,
-            t.b,
-            t.c,
-            t.d,
-            t.e,
-            t.f,
+            *tuple(t)[:6],
             width=h.info.width,
             height=h.info.height,
             crs=h.crs.to_string(),

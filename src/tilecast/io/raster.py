@@ -17,6 +17,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from tilecast.errors import InputError, StorageError
+from tilecast.grid import PixelGrid
 from tilecast.io.storage import atomic_local_path
 
 
@@ -65,6 +66,19 @@ def channel_order_of(interp: tuple[ColorInterp, ...]) -> str | None:
     if len(interp) > 1 and "L" in order:
         return None
     return order
+
+
+def grid_of(crs: Any, transform: Affine, *, width: int, height: int, where: str) -> PixelGrid:
+    """The :class:`PixelGrid` of a raster; InputError naming ``where`` when it has no CRS or
+    a rotated, sheared or south-up transform (invalid georeferencing)."""
+    if crs is None:
+        raise InputError(f"{where}: invalid georeferencing: the raster has no CRS")
+    try:
+        return PixelGrid.from_affine(
+            *tuple(transform)[:6], width=width, height=height, crs=crs.to_string()
+        )
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
 
 
 def colorinterp_for(channel_order: str, count: int) -> list[ColorInterp]:

@@ -48,6 +48,10 @@ class CompletedTiles:
     def get(self, tile_id: str) -> TileRecord | None:
         return self._entries.get(tile_id)
 
+    def reason_for(self, tile_id: str) -> str | None:
+        entry = self._entries.get(tile_id)
+        return entry.reason if entry else None
+
     def mark_done(self, tile_id: str, *, sha256: str, detected: bool, region: str | None) -> None:
         self._entries[tile_id] = TileRecord("done", sha256=sha256, detected=detected, region=region)
 

@@ -80,11 +80,7 @@ def final_check(plan: Plan, record: CompletedTiles) -> dict[str, object]:
     """Every tile of the list is committed (its file checked at start) or skipped with a reason."""
     listed = [item.tile.tile_id for item in plan.items]
     missing = sorted(t for t in listed if t not in record)
-    unexplained = sorted(
-        t
-        for t in record.ids("skipped")
-        if not (record.get(t) and record.get(t).reason)  # type: ignore[union-attr]
-    )
+    unexplained = [t for t in record.ids("skipped") if not record.reason_for(t)]
     return {
         "n_listed": len(listed),
         "n_done": len(record.ids("done")),
