@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-v2
+STAMP  := $(VENV)/.installed-v3
 DEMO   := demo_out
 
 .PHONY: demo predict-demo bench test lint format model clean help
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build of torch, pinned so the venv stays small (a plain `torch` pulls CUDA).
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,report]'
+	$(BIN)/python -m pip install --quiet -e '.[test,report,serve]'
 	touch $@
 
 demo: $(STAMP)
