@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+# the object-store servers (moto, gcp-storage-emulator) for any test that asks for them
+from object_stores import bucket, gcs_server, gs_bucket, s3_bucket, s3_server, session_env  # noqa: F401
 from support import rgb_draft, stats_bytes, tiny_unet
 from tilecast.bundle import create_bundle
 from tilecast.bundle.contract import default_steps

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clear_fs_caches
+from object_stores import clear_fs_caches
 from tilecast.apps.rts.tilelist import parse_tile_list
 from tilecast.bundle.load import load_bundle
 from tilecast.errors import BundleIntegrityError, StorageError
