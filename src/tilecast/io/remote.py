@@ -1,19 +1,25 @@
-"""Object stores (gs://, s3://) behind fsspec: one filesystem per URL, errors that name the URL.
+"""Object stores (gs://, s3://) behind fsspec: one filesystem per URL, errors that name the URL,
+requests retried when the failure is transient.
 
-Only ``io.storage`` calls this module. Credentials and endpoints come the usual way: the AWS
-environment and profiles (``AWS_ENDPOINT_URL`` for any S3-compatible store), and
-``GOOGLE_APPLICATION_CREDENTIALS`` / ``STORAGE_EMULATOR_HOST`` for GCS.
+Only ``io.storage`` (and ``io.raster`` for GDAL's settings) calls this module. Credentials and
+endpoints come the usual way: the AWS environment and profiles (``AWS_ENDPOINT_URL`` for any
+S3-compatible store), and ``GOOGLE_APPLICATION_CREDENTIALS`` / ``STORAGE_EMULATOR_HOST`` for
+GCS. Retry and timeout settings: ``io.retry.RetrySettings`` (environment variables).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import fsspec
 
 from tilecast.errors import StorageError
+from tilecast.io import retry
+from tilecast.io.retry import RetrySettings
+
+T = TypeVar("T")
 
 _CREDENTIAL_HINTS = {
     "s3": "check the AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) "
@@ -36,22 +42,86 @@ def scheme(uri: str) -> str:
     return "gs" if text == "gcs" else text
 
 
+def client_options(name: str, settings: RetrySettings) -> dict[str, Any]:
+    """fsspec options for scheme ``name``: request timeouts, and no retry loop of botocore's."""
+    if name == "s3":
+        return {
+            "config_kwargs": {
+                "connect_timeout": settings.timeout_s,
+                "read_timeout": settings.timeout_s,
+                # one try per call: io.retry is the retry loop (and logs each retry)
+                "retries": {"mode": "standard", "total_max_attempts": 1},
+            }
+        }
+    if name == "gs":
+        import aiohttp
+
+        return {
+            "requests_timeout": aiohttp.ClientTimeout(
+                total=None, sock_connect=settings.timeout_s, sock_read=settings.timeout_s
+            )
+        }
+    return {}
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem for ``uri`` and the bucket/key path inside it."""
+    settings = RetrySettings.from_env()
     try:
-        return fsspec.core.url_to_fs(uri)
+        fs, path = fsspec.core.url_to_fs(uri, **client_options(scheme(uri), settings))
     except Exception as exc:
         raise translate(exc, uri) from exc
+    if scheme(uri) == "s3":
+        fs.retries = 1  # s3fs's own loop (transport errors, 5 tries, silent): io.retry instead
+    return fs, path
+
+
+def request(uri: str, what: str, fn: Callable[[], T], *, fs: Any = None, path: str = "") -> T:
+    """Call ``fn`` (one storage request), retrying transient failures; errors name ``uri``."""
+    settings = RetrySettings.from_env()
+    with errors_named(uri, fs, path, settings=settings):
+        return retry.call(fn, uri=uri, what=what, settings=settings)
+
+
+def gdal_env(settings: RetrySettings | None = None) -> dict[str, str]:
+    """GDAL configuration for /vsis3/ and /vsigs/ reads: GDAL's own retries and timeouts.
+
+    GDAL retries inside its HTTP layer; these keep it in line with ``io.retry`` (same number of
+    tries, first delay, codes and timeout). Use as ``rasterio.Env(**gdal_env())``.
+    """
+    settings = settings or RetrySettings.from_env()
+    timeout = str(max(1, round(settings.timeout_s)))
+    return {
+        "GDAL_HTTP_MAX_RETRY": str(settings.attempts - 1),
+        "GDAL_HTTP_RETRY_DELAY": f"{settings.base_s:g}",
+        "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in sorted(retry.TRANSIENT_STATUS)),
+        "GDAL_HTTP_TIMEOUT": timeout,
+        "GDAL_HTTP_CONNECTTIMEOUT": timeout,
+    }
 
 
 def bucket_of(path: str) -> str:
     return path.split("/", 1)[0]
 
 
-def translate(exc: BaseException, uri: str, *, fs: Any = None, path: str = "") -> StorageError:
+def translate(
+    exc: BaseException,
+    uri: str,
+    *,
+    fs: Any = None,
+    path: str = "",
+    settings: RetrySettings | None = None,
+) -> StorageError:
     """A StorageError naming ``uri`` (and the bucket or credentials when they are the cause)."""
     if isinstance(exc, StorageError):
         return exc
+    if retry.is_transient(exc):
+        settings = settings or RetrySettings.from_env()
+        return StorageError(
+            f"{uri}: storage request failed after up to {settings.attempts} tries "
+            f"({settings.total_s:g} s at most; {type(exc).__name__}: {_short(exc)}); "
+            f"the store is unavailable or overloaded"
+        )
     names = {cls.__name__ for cls in type(exc).__mro__}
     if _is_denied(exc, names):
         hint = _CREDENTIAL_HINTS.get(scheme(uri), "check the credentials and endpoint")
@@ -64,14 +134,16 @@ def translate(exc: BaseException, uri: str, *, fs: Any = None, path: str = "") -
 
 
 @contextlib.contextmanager
-def errors_named(uri: str, fs: Any = None, path: str = "") -> Iterator[None]:
+def errors_named(
+    uri: str, fs: Any = None, path: str = "", *, settings: RetrySettings | None = None
+) -> Iterator[None]:
     """Turn any exception raised inside the block into a StorageError naming ``uri``."""
     try:
         yield
     except StorageError:
         raise
     except Exception as exc:
-        raise translate(exc, uri, fs=fs, path=path) from exc
+        raise translate(exc, uri, fs=fs, path=path, settings=settings) from exc
 
 
 def _is_denied(exc: BaseException, names: set[str]) -> bool:
@@ -91,16 +163,7 @@ def bucket_exists(fs: Any, bucket: str) -> bool:
 
 
 def _status(exc: BaseException) -> int | None:
-    for attr in ("code", "status"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, int):
-            return value
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if isinstance(code, int):
-            return code
-    return None
+    return retry.status_of(exc)
 
 
 def _short(exc: BaseException) -> str:
