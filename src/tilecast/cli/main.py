@@ -9,6 +9,7 @@ from tilecast.cli.bundle import bundle
 from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
 from tilecast.cli.rts import rts
+from tilecast.cli.welllog import welllog
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +23,4 @@ def cli(verbose: int) -> None:
 cli.add_command(predict)
 cli.add_command(bundle)
 cli.add_command(rts)
+cli.add_command(welllog)

@@ -19,19 +19,20 @@ def _duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def line(event: ProgressEvent) -> str:
+def line(event: ProgressEvent, *, unit: str = "tiles") -> str:
     pct = 100 * event.done / event.total if event.total else 100.0
     return (
-        f"{event.done}/{event.total} tiles ({pct:.1f}%), {event.skipped} skipped, "
-        f"{event.rate:.2f} tiles/s, elapsed {_duration(event.elapsed_s)}, ETA {_duration(event.eta_s)}"
+        f"{event.done}/{event.total} {unit} ({pct:.1f}%), {event.skipped} skipped, "
+        f"{event.rate:.2f} {unit}/s, elapsed {_duration(event.elapsed_s)}, ETA {_duration(event.eta_s)}"
     )
 
 
 class ProgressRenderer:
     """Callable for the library's progress callback."""
 
-    def __init__(self, *, interval_s: float = 30.0, stream=None) -> None:
+    def __init__(self, *, interval_s: float = 30.0, stream=None, unit: str = "tiles") -> None:
         self.stream = stream or sys.stderr
+        self.unit = unit
         self.tty = self.stream.isatty()
         self.interval_s = interval_s
         self._last = 0.0
@@ -42,11 +43,11 @@ class ProgressRenderer:
             filled = int(width * event.done / event.total) if event.total else width
             bar = "#" * filled + "-" * (width - filled)
             end = "\n" if event.done >= event.total else ""
-            click.echo(f"\r[{bar}] {line(event)}", nl=False, err=True)
+            click.echo(f"\r[{bar}] {line(event, unit=self.unit)}", nl=False, err=True)
             if end:
                 click.echo("", err=True)
             return
         now = time.monotonic()
         if now - self._last >= self.interval_s or event.done >= event.total:
             self._last = now
-            click.echo(f"progress: {line(event)}", err=True)
+            click.echo(f"progress: {line(event, unit=self.unit)}", err=True)

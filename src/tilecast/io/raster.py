@@ -6,6 +6,7 @@ Arrays are channels-first ``(C, H, W)``. Georeferencing travels in :class:`Geore
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -93,19 +94,31 @@ def colorinterp_for(channel_order: str, count: int) -> list[ColorInterp]:
 def read_raster(uri: str | os.PathLike[str]) -> RasterImage:
     """Read every band of a raster. Plain images (PNG, JPEG) get an identity transform."""
     text = os.fspath(uri)
+    return _read_all(text, text, error=StorageError)
+
+
+def decode_raster(data: bytes, *, name: str) -> RasterImage:
+    """Every band of an image file held in memory (PNG, TIFF, JPEG bytes); errors name ``name``.
+
+    Bytes that no driver recognises raise :class:`InputError` (the input is bad, not storage).
+    """
+    return _read_all(io.BytesIO(data), name, error=InputError)
+
+
+def _read_all(source: str | io.BytesIO, text: str, *, error: type[Exception]) -> RasterImage:
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(text) as src:
+            with rasterio.open(source) as src:
                 array = src.read()
                 crs = src.crs.to_string() if src.crs else None
                 georef = Georef(crs=crs, transform=src.transform)
                 nodata = src.nodata
                 order = channel_order_of(src.colorinterp)
     except RasterioIOError as exc:
-        raise StorageError(f"{text}: cannot open as a raster ({exc})") from exc
+        raise error(f"{text}: cannot open as a raster ({exc})") from exc
     if array.ndim != 3 or array.shape[0] == 0:
         raise InputError(f"{text}: expected a (bands, rows, cols) raster, got shape {array.shape}")
     return RasterImage(array=array, georef=georef, nodata=nodata, uri=text, channel_order=order)
