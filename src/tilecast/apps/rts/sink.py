@@ -13,6 +13,7 @@ from tilecast.grid import PixelGrid, window_transform
 from tilecast.io import storage
 from tilecast.io.raster import Georef, write_raster
 from tilecast.predict.batched import TileOutput
+from tilecast.run import killpoints
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class TileSink:
         tile_id = item.tile.tile_id
         data, n_clipped, n_non_finite = tile_array(out, scales=self.scales, tile_id=tile_id)
         a, b, c, d, e, f = window_transform(self.grid, item.window)
+        killpoints.reached("write.tile")
         sha = write_raster(
             self.path_for(tile_id),
             data,
@@ -93,5 +95,6 @@ class TileSink:
             band_descriptions=TILE_BANDS,
             tags={**self.tags, "tile_id": tile_id, "region": item.tile.region or ""},
         )
+        killpoints.reached("write.done")
         detected = bool((data[0][out.valid] >= self.threshold).any())
         return CommittedTile(tile_id, sha, detected, n_clipped, n_non_finite, item.tile.region)

@@ -12,6 +12,7 @@ from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import prepare
 from tilecast.io.basemap import Basemap
 from tilecast.predict.batched import TileInputs
+from tilecast.run import killpoints
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ def read_tile(
                 return SkippedTile(item=item, reason="all NoData")
         arrays.append(prepared.array)
     assert footprint is not None
+    killpoints.reached("read.tile")
     return TileInputs(
         key=item.tile.tile_id,
         arrays=np.stack(arrays),
