@@ -138,6 +138,8 @@ class WelllogJob:
                         log.warning("%s %s: %s", outcome.status, outcome.scan, outcome.reason)
                     outcomes.append(outcome)
                     tracker.advance(skipped=outcome.status != "accepted")
+        order = {record.scan_uri: i for i, record in enumerate(scans.records)}
+        outcomes.sort(key=lambda o: order.get(o.scan, -1))  # the rejected first, then as listed
         return JobSummary(
             out=self.out, outcomes=tuple(outcomes), elapsed_s=time.monotonic() - start
         )

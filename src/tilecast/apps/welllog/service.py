@@ -29,7 +29,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from tilecast.apps.welllog.manifest import record_from_json
-from tilecast.apps.welllog.pipeline import bundle_digitiser, decode_scan, write_scan
+from tilecast.apps.welllog.pipeline import Digitiser, bundle_digitiser, decode_scan, write_scan
 from tilecast.apps.welllog.writeback import ConflictingScanError
 from tilecast.bundle import Bundle, load_bundle
 from tilecast.errors import InputError, StorageError, TilecastError
@@ -83,10 +83,10 @@ def parse_request(body: bytes) -> tuple[dict[str, Any], bytes]:
 class WelllogService:
     """The model and output prefix behind the app; one scan is digitised at a time."""
 
-    def __init__(self, bundle: Bundle, out: str) -> None:
+    def __init__(self, bundle: Bundle, out: str, *, digitiser: Digitiser | None = None) -> None:
         self.bundle = bundle
         self.out = out.rstrip("/")
-        self.digitiser = bundle_digitiser(bundle, batch_size=1)
+        self.digitiser = digitiser or bundle_digitiser(bundle, batch_size=1)
         self._model_lock = threading.Lock()
 
     def digitise_and_write(self, body: bytes) -> bytes:
@@ -144,8 +144,11 @@ class WelllogService:
         }
 
 
-def create_app(bundle: Bundle | str, out: str) -> FastAPI:
-    """The FastAPI app serving ``bundle`` (loaded and verified now if given as a URI) into ``out``."""
+def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = None) -> FastAPI:
+    """The FastAPI app serving ``bundle`` (loaded and verified now if given as a URI) into ``out``.
+
+    ``digitiser`` replaces the bundle's own (``digitise_many``), e.g. to test the plumbing.
+    """
     try:
         from fastapi import FastAPI, Request
         from fastapi.responses import JSONResponse, Response
@@ -156,7 +159,7 @@ def create_app(bundle: Bundle | str, out: str) -> FastAPI:
         ) from exc
 
     loaded = load_bundle(bundle) if isinstance(bundle, str) else bundle
-    service = WelllogService(loaded, out)
+    service = WelllogService(loaded, out, digitiser=digitiser)
     app = FastAPI(title="tilecast well-log digitiser", version=loaded.contract.version)
     app.state.service = service
 
