@@ -18,8 +18,8 @@ image cannot be decoded or does not fit the model; 409 when the scan is already 
 other content; 503 when the output store fails.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, and
+# ``Request`` is imported inside create_app (fastapi is an optional extra)
 import base64
 import binascii
 import hashlib
@@ -144,7 +144,7 @@ class WelllogService:
         }
 
 
-def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = None) -> FastAPI:
+def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = None) -> "FastAPI":
     """The FastAPI app serving ``bundle`` (loaded and verified now if given as a URI) into ``out``.
 
     ``digitiser`` replaces the bundle's own (``digitise_many``), e.g. to test the plumbing.
@@ -191,3 +191,45 @@ def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = 
         return Response(content=reply, media_type="application/json")
 
     return app
+
+
+class BackgroundServer:
+    """The app under uvicorn in a thread of this process (for embedding, tests and benchmarks).
+
+    ``with BackgroundServer(app, port=0) as server: httpx.get(server.url + "/health")``; port 0
+    picks a free port.
+    """
+
+    def __init__(self, app: "FastAPI", *, host: str = "127.0.0.1", port: int = 0) -> None:
+        import socket
+
+        import uvicorn
+
+        self._socket = socket.socket()
+        self._socket.bind((host, port))
+        self.host, self.port = host, self._socket.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> "BackgroundServer":
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
