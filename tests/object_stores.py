@@ -47,6 +47,8 @@ def session_env() -> Iterator[pytest.MonkeyPatch]:
         mp.delenv(name, raising=False)
     mp.setenv("AWS_CONFIG_FILE", os.devnull)
     mp.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    # gcsfs reads this when it is imported (clear_fs_caches imports it), so set it first
+    mp.setenv("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
     yield mp
     mp.undo()
     clear_fs_caches()

@@ -10,6 +10,7 @@ GCS. Retry and timeout settings: ``io.retry.RetrySettings`` (environment variabl
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -73,7 +74,24 @@ def filesystem(uri: str) -> tuple[Any, str]:
         raise translate(exc, uri) from exc
     if scheme(uri) == "s3":
         fs.retries = 1  # s3fs's own loop (transport errors, 5 tries, silent): io.retry instead
+    elif scheme(uri) == "gs":
+        _one_try_per_request(fs)
     return fs, path
+
+
+def _one_try_per_request(fs: Any) -> None:
+    """Make gcsfs send each request once, so that io.retry is the one retry loop on gs://.
+
+    gcsfs wraps every request in a retry decorator fixed when the class is made (6 tries,
+    sleeping 1, 2, 4, ... 32 s, logged at DEBUG): a store that is down holds each call for
+    half a minute per io.retry attempt. This instance (made with this module's options, so no
+    other code shares it) calls the undecorated request instead.
+    """
+    if "_request" in vars(fs):
+        return
+    plain = getattr(type(fs)._request, "__wrapped__", None)
+    if plain is not None:
+        fs._request = types.MethodType(plain, fs)
 
 
 def request(uri: str, what: str, fn: Callable[[], T], *, fs: Any = None, path: str = "") -> T:

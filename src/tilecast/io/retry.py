@@ -6,11 +6,12 @@ with exponential backoff and full jitter (a delay drawn uniformly from ``[0, min
 at WARNING with the URL and the attempt. Anything else (401/403, a missing object or bucket,
 bad credentials, a precondition that failed) is permanent and raised at once.
 
-The clients retry a little themselves. botocore's own retries and s3fs's are switched off for
-s3:// (``io.remote``) so that this module is the one retry loop there. gcsfs retries 408, 429,
-5xx and aiohttp client errors inside every request (up to 6 tries, sleeping 1, 2, 4, ... s plus
-jitter) and cannot be configured per filesystem; on gs:// this loop runs around that one and
-sees only what gcsfs gave up on or does not classify (a 502 arrives as a requests ProxyError).
+The clients have retry loops of their own, silent and each with its own bounds: botocore (5
+tries for 5xx, throttling and connection errors), s3fs (5 tries for transport errors) and gcsfs
+(6 tries for 408/429/5xx and aiohttp errors, sleeping 1, 2, 4, ... 32 s). ``io.remote`` turns
+them off on the filesystems it makes, so this module is the one loop: one set of bounds, every
+retry logged. (aiohttp still re-sends an idempotent request once when a kept-alive connection
+turns out closed.) GDAL's HTTP layer has its own, configured by ``io.remote.gdal_env``.
 
 The settings come from the environment (``TILECAST_STORAGE_RETRY_ATTEMPTS``,
 ``TILECAST_STORAGE_RETRY_BASE_S``, ``TILECAST_STORAGE_RETRY_CAP_S``,
@@ -152,6 +153,8 @@ def is_transient(exc: BaseException) -> bool:
         if names & PERMANENT_NAMES:
             return False
         status = status_of(link)
+        if status == 401 and "Invalid Credentials" in str(link):
+            return True  # GCS: an access token that expired in flight; the next try refreshes
         if status is not None:
             return status in TRANSIENT_STATUS
         if _error_code(link) in TRANSIENT_CODES:

@@ -3,9 +3,11 @@
 Every path or URL the library touches goes through this module (or ``io.raster`` for pixels).
 A write lands in a temporary sibling first and is moved into place in one step, so a reader
 sees the old file or the whole new one, never a part. On object stores (gs://, s3://) a write
-is one PUT of the complete bytes, which the store makes visible whole or not at all; there
-"directories" are key prefixes. Remote details (filesystems, error messages) live in
-``io.remote``.
+is one PUT of the complete bytes, which the store makes visible whole or not at all (an object
+of ``2 * MULTIPART_CHUNK`` (s3://) or ``MULTIPART_CHUNK`` (gs://) or more is a multipart or
+resumable upload that the client aborts on error, so it too appears whole or not
+at all); there "directories" are key prefixes. Every remote request is retried when it fails
+transiently (``io.retry``). Remote details (filesystems, error messages) live in ``io.remote``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,15 @@ import fsspec
 
 from tilecast.errors import StorageError
 from tilecast.io import remote
+from tilecast.run import killpoints
+
+# Objects this large or larger go up in parts (S3 multipart, GCS resumable upload) of this size;
+# the client aborts the upload if a part fails, so no partial object is ever visible.
+MULTIPART_CHUNK = 50 * 2**20
+
+
+class ObjectExistsError(StorageError, FileExistsError):
+    """A create-only write found the object already there."""
 
 
 def is_local(uri: str | os.PathLike[str]) -> bool:
@@ -42,8 +53,7 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
     if not is_local(uri):
         text = os.fspath(uri)
         fs, path = remote.filesystem(text)
-        with remote.errors_named(text, fs, path):
-            return fs.cat_file(path)
+        return remote.request(text, "read", lambda: fs.cat_file(path), fs=fs, path=path)
     try:
         with fsspec.open(os.fspath(uri), "rb") as fh:
             return fh.read()
@@ -61,10 +71,18 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     if not is_local(uri):
         text = os.fspath(uri)
         fs, path = remote.filesystem(text)
-        with remote.errors_named(text, fs, path):
-            return bool(fs.exists(path))
+        return remote.request(text, "exists", lambda: _remote_exists(fs, path), fs=fs, path=path)
     fs, path = fsspec.core.url_to_fs(os.fspath(uri))
     return fs.exists(path)
+
+
+def _remote_exists(fs, path: str) -> bool:
+    """Like ``fs.exists``, but a failed request raises (fsspec's exists says False to errors)."""
+    try:
+        fs.info(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def list_files(uri: str | os.PathLike[str]) -> list[str]:
@@ -86,8 +104,7 @@ def list_files(uri: str | os.PathLike[str]) -> list[str]:
 def _list_remote(uri: str) -> list[str]:
     fs, root = remote.filesystem(uri)
     root = root.rstrip("/")
-    with remote.errors_named(uri, fs, root):
-        found = fs.find(root)
+    found = remote.request(uri, "list", lambda: fs.find(root), fs=fs, path=root)
     prefix = root + "/"
     names = sorted(p[len(prefix) :] for p in found if p.startswith(prefix) and not p.endswith("/"))
     if not names:
@@ -97,20 +114,86 @@ def _list_remote(uri: str) -> list[str]:
     return names
 
 
-def _put_remote(uri: str, data: bytes) -> None:
-    """One PUT of the complete bytes: readers see the old object or the whole new one."""
+def _put_remote(uri: str, data: bytes, *, create: bool = False) -> None:
+    """One PUT of the complete bytes: readers see the old object or the whole new one.
+
+    ``create``: only if no object is there (S3 ``If-None-Match: *``, GCS ``ifGenerationMatch=0``).
+    """
     fs, path = remote.filesystem(uri)
-    with remote.errors_named(uri, fs, path):
-        fs.pipe_file(path, bytes(data))
+    payload = bytes(data)
+
+    def put() -> None:
+        fs.pipe_file(
+            path, payload, chunksize=MULTIPART_CHUNK, mode="create" if create else "overwrite"
+        )
+
+    try:
+        remote.request(uri, "write", put, fs=fs, path=path)
+    except StorageError as exc:
+        if isinstance(exc.__cause__, FileExistsError):
+            raise ObjectExistsError(f"{uri}: already exists") from exc.__cause__
+        raise
 
 
-def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``uri`` atomically."""
+def write_bytes(uri: str | os.PathLike[str], data: bytes, *, create: bool = False) -> None:
+    """Write ``data`` to ``uri`` atomically.
+
+    ``create=True`` writes only if ``uri`` does not exist yet, and raises ObjectExistsError
+    otherwise (local: ``O_EXCL``; object stores: a conditional PUT, which some S3-compatible
+    stores and the GCS emulator ignore: callers that rely on it read the object back).
+    """
     if not is_local(uri):
-        _put_remote(os.fspath(uri), data)
+        _put_remote(os.fspath(uri), data, create=create)
+        return
+    if create:
+        _create_local(local_path(uri), bytes(data))
         return
     with atomic_local_path(uri) as tmp:
         tmp.write_bytes(data)
+
+
+def _create_local(final: Path, data: bytes) -> None:
+    """Write a new file, complete before it is visible: stage, then hard-link (fails if taken)."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
+    except OSError as exc:
+        raise StorageError(f"{final}: cannot create ({exc})") from exc
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        tmp.chmod(0o644)
+        os.link(tmp, final)
+    except FileExistsError as exc:
+        raise ObjectExistsError(f"{final}: already exists") from exc
+    except OSError as exc:
+        raise StorageError(f"{final}: cannot create ({exc})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def delete(uri: str | os.PathLike[str], *, missing_ok: bool = True) -> None:
+    """Remove one file or object."""
+    text = os.fspath(uri)
+    if not is_local(text):
+        fs, path = remote.filesystem(text)
+
+        def rm() -> None:
+            try:
+                fs.rm_file(path)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+
+        remote.request(text, "delete", rm, fs=fs, path=path)
+        return
+    try:
+        local_path(text).unlink(missing_ok=missing_ok)
+    except FileNotFoundError as exc:
+        raise StorageError(f"{text}: no such file") from exc
+    except OSError as exc:
+        raise StorageError(f"{text}: cannot delete ({exc})") from exc
 
 
 def write_text(uri: str | os.PathLike[str], text: str) -> None:
@@ -141,6 +224,7 @@ def atomic_local_path(uri: str | os.PathLike[str], *, suffix: str = "") -> Itera
     tmp.chmod(0o644)  # mkstemp makes it private; outputs are for sharing
     try:
         yield tmp
+        killpoints.reached("storage.commit")
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -184,8 +268,7 @@ def open_read(uri: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     if not is_local(uri):
         text = os.fspath(uri)
         fs, path = remote.filesystem(text)
-        with remote.errors_named(text, fs, path):
-            fh = fs.open(path, "rb")
+        fh = remote.request(text, "open", lambda: fs.open(path, "rb"), fs=fs, path=path)
         with fh:
             yield fh
         return
