@@ -42,7 +42,9 @@ TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 # aiohttp, urllib3/http.client, requests, fsspec. Names, not imports: every client is optional.
 TRANSIENT_NAMES = frozenset(
     {
-        "HTTPClientError",  # botocore: EndpointConnectionError, ConnectionClosedError, timeouts
+        "HTTPClientError",  # botocore: ConnectionClosedError, ReadTimeoutError, ...
+        "ConnectionError",  # botocore: EndpointConnectionError (refused); requests; builtin
+        "Timeout",  # requests: ConnectTimeout, ReadTimeout
         "ResponseParserError",  # botocore: a throttled response that is not valid XML
         "ClientConnectionError",  # aiohttp: ServerDisconnectedError, ClientOSError, ...
         "ClientPayloadError",  # aiohttp: the body stopped short
