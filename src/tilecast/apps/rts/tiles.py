@@ -1,7 +1,15 @@
-"""Reading one planned tile's scale contexts and preparing them through the bundle's contract."""
+"""Reading one planned tile's scale contexts and preparing them through the bundle's contract.
+
+A tile is skipped (recorded with its reason, counted in the run log, logged) rather than
+predicted when it lies wholly outside the basemap (:data:`OUTSIDE`), when every pixel of its
+footprint is NoData (:data:`ALL_NODATA`), or when its basemap pixels cannot be decoded
+(:data:`UNREADABLE`: a truncated or corrupt quad whose header opened; the error naming the file
+and the rows is logged). Unreadable tiles are tried again by the next run.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -10,9 +18,17 @@ import numpy as np
 from tilecast.apps.rts.plan import WorkItem
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import prepare
+from tilecast.errors import StorageError
 from tilecast.io.basemap import Basemap
 from tilecast.predict.batched import TileInputs
 from tilecast.run import killpoints
+
+log = logging.getLogger(__name__)
+
+#: Skip reasons, as the run log counts them.
+OUTSIDE = "outside the basemap"
+ALL_NODATA = "all NoData"
+UNREADABLE = "basemap pixels unreadable"
 
 
 @dataclass(frozen=True)
@@ -30,17 +46,23 @@ class TilePayload:
 def read_tile(
     item: WorkItem, *, basemap: Basemap, bundle: Bundle, channel_order: str
 ) -> TileInputs | SkippedTile:
-    """Every scale's context of one tile, prepared at the model size; all-NoData tiles skip.
+    """Every scale's context of one tile, prepared at the model size, or why it is skipped.
 
     Each context is filled (NoData and sentinels replaced by the declared fill) before it is
     resampled, so no invalid value is ever interpolated into a valid pixel.
     """
+    if not item.window.intersects(basemap.grid.window):
+        return SkippedTile(item=item, reason=OUTSIDE)
     tile_size = item.window.height
     arrays = []
     footprint: np.ndarray | None = None
     counts: Mapping[str, int] = {}
     for view in item.views:
-        pixels, covered = basemap.read(view.context)
+        try:
+            pixels, covered = basemap.read(view.context)
+        except StorageError as exc:
+            log.error("tile %s: %s", item.tile.tile_id, exc)
+            return SkippedTile(item=item, reason=UNREADABLE)
         prepared = prepare(
             bundle.contract,
             bundle.stats,
@@ -55,7 +77,7 @@ def read_tile(
             footprint = prepared.valid[inner.slices]
             counts = prepared.sentinel_counts if view.is_identity else {}
             if not footprint.any():
-                return SkippedTile(item=item, reason="all NoData")
+                return SkippedTile(item=item, reason=ALL_NODATA)
         arrays.append(prepared.array)
     assert footprint is not None
     killpoints.reached("read.tile")
