@@ -132,10 +132,14 @@ def test_bad_scans_are_rejected_or_failed_and_the_others_go_on(bundle, tmp_path)
     garbage = record(scan_uri=f"{root}/garbage.png", uwi="W-GARBAGE", scan_id="S9")
     (tmp_path / "garbage.png").write_bytes(b"not an image")
     missing = record(scan_uri=f"{root}/missing.png", uwi="W-MISSING", scan_id="S9")
+    narrow = record(scan_uri=f"{root}/narrow.png", uwi="W-NARROW", scan_id="S9")
+    write_png(narrow.scan_uri, draw_scan(H, 2))  # too few columns for two depth samples
     boom = record(scan_uri=f"{root}/boom.png", uwi="W-BOOM", scan_id="S9")
     write_png(boom.scan_uri, draw_scan(H, W))
     bad_record = manifest_csv([record(scan_uri="x.png", uwi="W-X")]).replace(",1000.0,", ",NA,")
-    text = manifest_csv([*records, rgb, garbage, missing, boom]) + bad_record.split("\n", 1)[1]
+    text = (
+        manifest_csv([*records, rgb, garbage, missing, narrow, boom]) + bad_record.split("\n", 1)[1]
+    )
     storage.write_text(uri, text)
 
     def digitiser(images, recs):
@@ -152,11 +156,13 @@ def test_bad_scans_are_rejected_or_failed_and_the_others_go_on(bundle, tmp_path)
     assert status["rgb.png"][0] == "rejected" and "1 channel" in status["rgb.png"][1]
     assert status["garbage.png"][0] == "rejected" and "unreadable" in status["garbage.png"][1]
     assert status["missing.png"][0] == "rejected" and "no such file" in status["missing.png"][1]
+    assert status["narrow.png"][0] == "rejected"
+    assert "cannot write the curves" in status["narrow.png"][1]
     assert status["boom.png"] == ("failed", "digitising: RuntimeError: model exploded")
     assert not summary.ok
     assert (summary.count("accepted"), summary.count("rejected"), summary.count("failed")) == (
         2,
-        4,
+        5,
         1,
     )
 

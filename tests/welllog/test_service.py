@@ -142,13 +142,18 @@ def _bad_bodies():
          "image", "1 channel"),
         ("one pixel row", {**good, "image": base64.b64encode(png_bytes(image[:, :1])).decode()},
          422, "image", "at least 2 rows"),
+        ("two columns", {**good, "image": base64.b64encode(png_bytes(image[:, :, :2])).decode()},
+         422, "image", "cannot write the curves"),
     ]  # fmt: skip
+
+
+BAD_BODIES = _bad_bodies()
 
 
 @pytest.mark.parametrize(
     ("payload", "status", "field", "detail"),
-    [case[1:] for case in _bad_bodies()],
-    ids=[case[0] for case in _bad_bodies()],
+    [case[1:] for case in BAD_BODIES],
+    ids=[case[0] for case in BAD_BODIES],
 )
 def test_bad_requests_get_a_4xx_naming_the_field(client, payload, status, field, detail):
     if isinstance(payload, bytes):
@@ -158,6 +163,25 @@ def test_bad_requests_get_a_4xx_naming_the_field(client, payload, status, field,
     assert reply.status_code == status, reply.text
     assert reply.json()["field"] == field
     assert detail in reply.json()["detail"]
+
+
+def test_a_scan_larger_than_the_limit_is_refused(client):
+    rec, _ = scan(4)
+    huge = np.full((1, 641, 51201), 255, dtype=np.uint8)  # just over 4 x 12800 x 640 px
+    reply = client.post("/scans", json=body(rec, huge))
+    assert reply.status_code == 422
+    assert reply.json()["field"] == "image"
+    assert "51201 x 641 px is more than" in reply.json()["detail"]
+
+
+def test_a_body_over_the_size_limit_is_refused(client, monkeypatch):
+    from tilecast.apps.welllog import service
+
+    monkeypatch.setattr(service, "MAX_BODY_BYTES", 1000)
+    rec, image = scan(5)
+    reply = client.post("/scans", json=body(rec, image))
+    assert reply.status_code == 413
+    assert reply.json()["field"] == "body"
 
 
 def test_a_served_scan_equals_the_batch_job_output_byte_for_byte(client, bundle, out, s3_bucket):

@@ -161,8 +161,8 @@ class WelllogJob:
                 continue
             try:
                 _, committed = write_scan(self.out, self.bundle, read.scan, result)
-            except InputError as exc:
-                yield ScanOutcome(uri, "failed", reason=f"cannot write the curves: {exc}")
+            except InputError as exc:  # the curves of this scan cannot be written as LAS
+                yield ScanOutcome(uri, "rejected", reason=f"cannot write the curves: {exc}")
             except Exception as exc:  # one scan's failure never stops the others
                 yield ScanOutcome(uri, "failed", reason=f"write-back: {type(exc).__name__}: {exc}")
             else:

@@ -14,7 +14,7 @@ tilecast imports without it. The bundle is loaded (and verified) once, when the 
 
 A bad request gets a 4xx naming the field, ``{"field": ..., "detail": ...}``: 400 when the body is
 not a JSON object, 413 when it is too large, 422 when a field is missing or holds a sentinel, the
-image cannot be decoded or does not fit the model; 409 when the scan is already committed with
+image cannot be decoded, is too large or does not fit the model; 409 when the scan is already committed with
 other content; 503 when the output store fails.
 """
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_SCAN_PIXELS = 4 * 12800 * 640
 
 
 class RequestError(TilecastError, ValueError):
@@ -102,6 +103,13 @@ class WelllogService:
             scan = decode_scan(self.bundle, record, data)
         except InputError as exc:
             raise RequestError(422, "image", str(exc)) from None
+        if scan.width * scan.height > MAX_SCAN_PIXELS:
+            raise RequestError(
+                422,
+                "image",
+                f"{scan.width} x {scan.height} px is more than the {MAX_SCAN_PIXELS} px a scan may "
+                "have here (four times the largest scan of the band, 12800 x 640)",
+            )
         try:
             with self._model_lock:
                 curves = self.digitiser([scan.image], [record])[0]
@@ -111,8 +119,8 @@ class WelllogService:
             outputs, committed = write_scan(self.out, self.bundle, scan, curves)
         except ConflictingScanError as exc:
             raise RequestError(409, "registration", str(exc)) from None
-        except InputError as exc:
-            raise RequestError(422, "registration", f"cannot write the curves: {exc}") from None
+        except InputError as exc:  # e.g. too few columns for two depth samples
+            raise RequestError(422, "image", f"cannot write the curves: {exc}") from None
         head = {
             "uwi": record.uwi,
             "scan_id": record.scan_id,
