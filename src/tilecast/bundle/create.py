@@ -271,6 +271,7 @@ class TrainingInput(_Loose):
     value_scaling: Literal["raw", "unit", "symmetric"]
     nodata_fill: Literal["mean", "zero", "constant"] = "mean"
     input_range: tuple[float, float]
+    sentinels: SentinelSpec = SentinelSpec()  # pixel values that mean "no measurement"
 
 
 class TrainingPost(_Loose):
@@ -334,6 +335,7 @@ def create_from_training_dir(
             value_scaling=spec.value_scaling,
             input_range=spec.input_range,
         ),
+        sentinels=spec.sentinels,
         preprocessing=default_steps(baked=tuple(baked), fill=spec.nodata_fill),
         postprocessing=Postprocessing(
             activation=config.postprocessing.activation,

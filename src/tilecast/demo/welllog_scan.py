@@ -231,7 +231,7 @@ def _missing_pixels(rng: np.random.Generator, height: int, width: int) -> np.nda
     missing = np.zeros((height, width), dtype=bool)
     kind = rng.random()
     if kind < 0.18:  # torn edge: a ragged bite from the top or bottom edge
-        length = int(rng.integers(150, 900))
+        length = min(int(rng.integers(150, 900)), width // 2)
         start = int(rng.integers(0, width - length))
         reach = np.abs(np.cumsum(rng.normal(0, 6, size=length))) + rng.uniform(20, 0.6 * height)
         reach = np.minimum(reach * np.sin(np.linspace(0, np.pi, length)), height - 1)
@@ -241,7 +241,7 @@ def _missing_pixels(rng: np.random.Generator, height: int, width: int) -> np.nda
             bite = bite[::-1]
         missing[:, start : start + length] = bite
     elif kind < 0.33:  # scanner dropout: whole columns lost
-        length = int(rng.integers(20, 200))
+        length = min(int(rng.integers(20, 200)), width // 4)
         start = int(rng.integers(0, width - length))
         missing[:, start : start + length] = True
     return missing
