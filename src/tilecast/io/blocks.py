@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import rasterio
 from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import StorageError
+from tilecast.io.vsi import open_raster
 
 HandleMode = Literal["pool", "shared"]
 
@@ -195,7 +195,7 @@ class HandlePool:
 
     def _open(self, path: str) -> Any:
         try:
-            handle = rasterio.open(path)
+            handle = open_raster(path)
         except RasterioError as exc:
             raise StorageError(f"{path}: cannot open as a raster ({exc})") from exc
         with self._lock:

@@ -45,6 +45,7 @@ from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
 from tilecast.io.raster import grid_of
 from tilecast.io.storage import atomic_local_path, is_local, local_path
+from tilecast.io.vsi import open_raster
 
 __all__ = [
     "COG_BLOCKSIZE",
@@ -92,7 +93,7 @@ class RasterHeader:
 
 def _open(uri: str) -> Any:
     try:
-        return rasterio.open(uri)
+        return open_raster(uri)
     except RasterioError as exc:
         raise StorageError(f"{uri}: cannot open as a raster ({exc})") from exc
 
@@ -167,10 +168,9 @@ def read_tile_window(
 @contextlib.contextmanager
 def scratch_directory(near: str | os.PathLike[str]) -> Iterator[Path]:
     """A hidden temporary directory beside ``near`` (same file system as the outputs), removed
-    at exit whatever happens."""
-    if not is_local(near):
-        raise StorageError(f"{os.fspath(near)}: merge outputs must be local for now")
-    parent = local_path(near).parent
+    at exit whatever happens. For outputs on an object store it is in the local temporary
+    directory (``TMPDIR``): the COGs are built there and uploaded once each."""
+    parent = local_path(near).parent if is_local(near) else Path(tempfile.gettempdir())
     try:
         parent.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=".merge-scratch-", dir=parent))

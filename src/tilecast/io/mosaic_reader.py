@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid, Window
 from tilecast.io.raster import grid_of
+from tilecast.io.vsi import open_raster
 
 __all__ = ["MosaicReader", "open_mosaic", "read_grid"]
 
@@ -35,7 +35,7 @@ def _open(text: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(text)
+            return open_raster(text)
     except RasterioError as exc:
         raise StorageError(f"{text}: cannot open as a raster ({exc})") from exc
 

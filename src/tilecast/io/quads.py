@@ -18,7 +18,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 
@@ -27,6 +26,7 @@ from tilecast.grid.pixelgrid import SNAP_TOLERANCE_PX, PixelGrid
 from tilecast.grid.windows import Window
 from tilecast.io.blocks import SourceInfo, describe_source
 from tilecast.io.storage import is_local, join, list_files, local_path
+from tilecast.io.vsi import open_raster
 
 QUAD_SUFFIXES = (".tif", ".tiff")
 RASTER_SUFFIXES = (*QUAD_SUFFIXES, ".vrt")
@@ -88,7 +88,7 @@ def read_header(path: str) -> tuple[_Header, Any]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(path)
+            src = open_raster(path)
     except RasterioError as exc:
         raise StorageError(f"{path}: cannot open as a raster ({exc})") from exc
     info = describe_source(src, path)

@@ -20,6 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid
 from tilecast.io.storage import atomic_local_path
+from tilecast.io.vsi import open_raster
 
 
 @dataclass(frozen=True)
@@ -105,13 +106,17 @@ def decode_raster(data: bytes, *, name: str) -> RasterImage:
     return _read_all(io.BytesIO(data), name, error=InputError)
 
 
+def _open_source(source: str | io.BytesIO) -> Any:
+    return open_raster(source) if isinstance(source, str) else rasterio.open(source)
+
+
 def _read_all(source: str | io.BytesIO, text: str, *, error: type[Exception]) -> RasterImage:
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(source) as src:
+            with _open_source(source) as src:
                 array = src.read()
                 crs = src.crs.to_string() if src.crs else None
                 georef = Georef(crs=crs, transform=src.transform)

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rasterio
 from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window as RioWindow
@@ -34,6 +33,7 @@ from tilecast.grid.pixelgrid import window_bounds
 from tilecast.grid.windows import Window
 from tilecast.io import storage
 from tilecast.io.basemap import Basemap
+from tilecast.io.vsi import open_raster
 
 __all__ = [
     "MOSAIC_KINDS",
@@ -127,17 +127,12 @@ def read_predictions(output: str) -> Any | None:
 
     Raises :class:`StorageError` when the file exists but cannot be read as a layer.
     """
-    import pyogrio
-
-    from tilecast.io.vector import read_polygons
+    from tilecast.io.vector import list_layers, read_polygons
 
     uri = storage.join(output, PREDICTIONS_PATH)
     if not storage.exists(uri):
         return None
-    try:
-        layers = [str(row[0]) for row in pyogrio.list_layers(uri)]
-    except (OSError, pyogrio.errors.DataSourceError) as exc:
-        raise StorageError(f"{uri}: cannot read as a GeoPackage ({exc})") from exc
+    layers = list_layers(uri)
     layer = PREDICTIONS_LAYER if PREDICTIONS_LAYER in layers else (layers[0] if layers else None)
     return read_polygons(uri, layer=layer)
 
@@ -167,7 +162,7 @@ def _open(uri: str) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(uri)
+            return open_raster(uri)
     except RasterioError as exc:
         raise StorageError(f"{uri}: cannot open as a raster ({exc})") from exc
 
@@ -242,7 +237,7 @@ def _open_level(uri: str, level: int) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(uri, OVERVIEW_LEVEL=level)
+            return open_raster(uri, OVERVIEW_LEVEL=level)
     except RasterioError as exc:
         raise StorageError(f"{uri}: cannot open overview level {level} ({exc})") from exc
 

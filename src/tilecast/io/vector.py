@@ -1,13 +1,17 @@
 """Reading and writing polygon layers (GeoPackage) through pyogrio/geopandas.
 
-Writes are atomic: the layer is written to a temporary sibling file and moved into place, so a
-reader sees the old file or the whole new one.
+Writes are atomic: the layer is written to a temporary local file and moved into place (or
+uploaded with one PUT to an object store), so a reader sees the old file or the whole new one.
+Reads of a GeoPackage on an object store fetch the whole file once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
@@ -15,7 +19,7 @@ import pyogrio
 from shapely.geometry.base import BaseGeometry
 
 from tilecast.errors import InputError, StorageError
-from tilecast.io.storage import atomic_local_path
+from tilecast.io.storage import atomic_local_path, is_local, local_path, read_bytes
 
 
 def write_polygons(
@@ -60,13 +64,44 @@ def write_polygons(
             raise StorageError(f"{text}: cannot write a GeoPackage ({exc})") from exc
 
 
-def read_polygons(uri: str | os.PathLike[str], *, layer: str | None = None) -> gpd.GeoDataFrame:
-    """Read a polygon layer (the first one unless ``layer`` is named)."""
+@contextlib.contextmanager
+def _readable(uri: str | os.PathLike[str]) -> Iterator[str]:
+    """A local path holding ``uri``: the path itself, or a temporary copy of a remote object.
+
+    A GeoPackage is an SQLite database, read with many small random reads; one GET of the
+    whole file is faster than ranged requests through GDAL's network file systems.
+    """
     text = os.fspath(uri)
+    if is_local(text):
+        yield str(local_path(text))
+        return
+    fd, name = tempfile.mkstemp(prefix=".read-", suffix=os.path.splitext(text)[1] or ".gpkg")
+    os.close(fd)
     try:
-        return gpd.read_file(text, layer=layer, engine="pyogrio")
-    except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise StorageError(f"{text}: cannot read as a vector layer ({exc})") from exc
+        Path(name).write_bytes(read_bytes(text))
+        yield name
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def read_polygons(uri: str | os.PathLike[str], *, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read a polygon layer (the first one unless ``layer`` is named), local or on a store."""
+    text = os.fspath(uri)
+    with _readable(text) as path:
+        try:
+            return gpd.read_file(path, layer=layer, engine="pyogrio")
+        except (OSError, pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+            raise StorageError(f"{text}: cannot read as a vector layer ({exc})") from exc
+
+
+def list_layers(uri: str | os.PathLike[str]) -> list[str]:
+    """The layer names of a vector file, local or on a store."""
+    text = os.fspath(uri)
+    with _readable(text) as path:
+        try:
+            return [str(row[0]) for row in pyogrio.list_layers(path)]
+        except (OSError, pyogrio.errors.DataSourceError) as exc:
+            raise StorageError(f"{text}: cannot read as a GeoPackage ({exc})") from exc
 
 
 #: Column types :func:`write_polygon_layer` accepts, and the GeoPackage field each becomes.

@@ -30,7 +30,7 @@ from tilecast.bundle import Bundle, load_bundle
 from tilecast.bundle.runtime import activate
 from tilecast.errors import InputError
 from tilecast.grid import Tile
-from tilecast.io import storage
+from tilecast.io import preflight, storage
 from tilecast.io.basemap import Basemap, ReadStats, open_basemap
 from tilecast.predict.batched import BatchedPredictor, TileInputs
 from tilecast.predict.views import tta_views
@@ -114,6 +114,10 @@ class RtsJob:
 
     def _open(self) -> tuple[Bundle, Basemap, Plan, str]:
         cfg = self.config
+        preflight.check_locations(  # a wrong URL or credential fails here, not mid-run
+            inputs={"model.bundle": cfg.model.bundle, "input.basemap": cfg.input.basemap},
+            outputs={"output.path": self.output},
+        )
         bundle = load_bundle(cfg.model.bundle)
         basemap = open_basemap(cfg.input.basemap)
         if not basemap.crs_matches(cfg.input.tile_list_crs):

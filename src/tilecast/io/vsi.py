@@ -1,0 +1,127 @@
+"""Opening rasters on object stores: GDAL's /vsis3/ and /vsigs/, or fsspec file objects.
+
+rasterio opens ``s3://`` and ``gs://`` URLs through GDAL's network file systems, which read
+their own configuration. :func:`gdal_options` derives it from the settings every other client
+reads, so a user points tilecast at a custom endpoint once, the usual way:
+
+- ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (any S3-compatible store) becomes GDAL's
+  ``AWS_S3_ENDPOINT``, ``AWS_HTTPS`` and ``AWS_VIRTUAL_HOSTING=FALSE`` (path-style requests),
+  unless ``AWS_S3_ENDPOINT`` is set already;
+- ``STORAGE_EMULATOR_HOST`` (the GCS emulator convention) becomes ``CPL_GS_ENDPOINT`` with
+  unsigned requests (``GS_NO_SIGN_REQUEST``), as the Google client libraries treat it.
+
+Credentials are GDAL's (and rasterio's): the AWS environment, profiles and instance roles;
+``GOOGLE_APPLICATION_CREDENTIALS`` and gcloud's application-default credentials. A raster on
+an object store never has side-car files, so GDAL is told not to list its "directory" on open
+(``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``), which saves a LIST per file. GDAL's HTTP retry
+settings come from ``io.remote.gdal_env`` (the same budget as every other storage request).
+
+The second way, ``TILECAST_REMOTE_READS=fsspec``, hands rasterio an fsspec file object
+(``rasterio.open(path, opener=fs)``), so reads go through s3fs/gcsfs and their block cache.
+``bench/remote_reads.py`` measures both ways on the demo basemap; GDAL's is the default (see
+:data:`DEFAULT_READS`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import rasterio
+
+from tilecast.errors import InputError
+
+ReadWay = Literal["gdal", "fsspec"]
+
+#: How remote rasters are read unless ``TILECAST_REMOTE_READS`` says otherwise (measured with
+#: ``bench/remote_reads.py``).
+DEFAULT_READS: ReadWay = "gdal"
+READS_VARIABLE = "TILECAST_REMOTE_READS"
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _scheme(uri: str) -> str:
+    name = uri.split("://", 1)[0].lower()
+    return "gs" if name == "gcs" else name
+
+
+def read_way() -> ReadWay:
+    """``gdal`` or ``fsspec``, from ``TILECAST_REMOTE_READS`` (default :data:`DEFAULT_READS`)."""
+    value = os.environ.get(READS_VARIABLE, "").strip().lower() or DEFAULT_READS
+    if value not in ("gdal", "fsspec"):
+        raise InputError(f"{READS_VARIABLE} must be 'gdal' or 'fsspec', {value!r} is set")
+    return value  # type: ignore[return-value]
+
+
+def _retry_options() -> dict[str, str]:
+    try:
+        from tilecast.io.remote import gdal_env
+    except ImportError:  # pragma: no cover - older io.remote without GDAL retry settings
+        return {}
+    return gdal_env()
+
+
+def _s3_endpoint_options(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    if env.get("AWS_S3_ENDPOINT"):
+        return {}
+    url = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    if not url:
+        return {}
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return {
+        "AWS_S3_ENDPOINT": parts.netloc + parts.path.rstrip("/"),
+        "AWS_HTTPS": "NO" if parts.scheme == "http" else "YES",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+    }
+
+
+def _gs_endpoint_options(env: os._Environ[str] | dict[str, str]) -> dict[str, str]:
+    host = env.get("STORAGE_EMULATOR_HOST")
+    if not host:
+        return {}
+    url = host if "://" in host else f"http://{host}"
+    return {"CPL_GS_ENDPOINT": url.rstrip("/") + "/", "GS_NO_SIGN_REQUEST": "YES"}
+
+
+def gdal_options(uri: str, env: os._Environ[str] | dict[str, str] | None = None) -> dict[str, str]:
+    """GDAL configuration options for opening ``uri`` (empty for a local path)."""
+    if not is_remote(uri):
+        return {}
+    env = os.environ if env is None else env
+    options = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", **_retry_options()}
+    scheme = _scheme(uri)
+    if scheme == "s3":
+        options.update(_s3_endpoint_options(env))
+    elif scheme == "gs":
+        options.update(_gs_endpoint_options(env))
+    return options
+
+
+def open_raster(uri: str, **kwargs: Any) -> Any:
+    """``rasterio.open(uri, **kwargs)`` for reading, with object-store URLs opened as set above.
+
+    Local paths open as they are; ``s3://`` and ``gs://`` URLs through GDAL with
+    :func:`gdal_options`, or through fsspec (``TILECAST_REMOTE_READS=fsspec``). The dataset
+    keeps its settings for later reads from any thread; the caller closes it. Raises what
+    ``rasterio.open`` raises (``RasterioIOError``), so callers word their own errors.
+    """
+    if not is_remote(uri):
+        return rasterio.open(uri, **kwargs)
+    if _scheme(uri) in ("s3", "gs") and read_way() == "fsspec":
+        from tilecast.io import remote
+
+        fs, path = remote.filesystem(uri)
+        return rasterio.open(path, opener=fs, **kwargs)
+    with rasterio.Env(**gdal_options(uri)):
+        return rasterio.open(_gdal_url(uri), **kwargs)
+
+
+def _gdal_url(uri: str) -> str:
+    """rasterio maps ``s3://`` and ``gs://`` to /vsis3/ and /vsigs/; ``gcs://`` is fsspec's."""
+    if uri.lower().startswith("gcs://"):
+        return "gs://" + uri[len("gcs://") :]
+    return uri
