@@ -55,13 +55,24 @@ def run(config_uri: str, tile_list_uri: str, shard: str | None, no_products: boo
     click.echo(f"run log    {result.log_uri}")
     if shard is None and not no_products and result.complete:
         _products(result.output, config.products, basemap=config.input.basemap)
+    elif shard is None and result.complete:
+        _mark_success(result.output)
+
+
+def _mark_success(output: str) -> None:
+    from tilecast.run.success import success_uri, write_success
+
+    if write_success(output) is not None:  # last: after the tiles, logs and products
+        click.echo(f"success    {success_uri(output)}")
 
 
 def _products(
     output: str, settings: ProductsSection, *, basemap: str | None, threshold: float | None = None
 ) -> None:
     from tilecast.apps.rts.products import make_products
+    from tilecast.run.success import clear_success
 
+    clear_success(output)  # the products are about to change
     made = make_products(output, settings, threshold=threshold, basemap=basemap)
     for region in made.regions:
         click.echo(f"mosaics    {output}/merged/region_{region}_{{prob,binary,scale}}.tif")
@@ -71,6 +82,7 @@ def _products(
         )
     for line in made.report_lines:
         click.echo(line)
+    _mark_success(output)
 
 
 @click.command("products")

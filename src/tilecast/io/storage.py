@@ -148,8 +148,13 @@ def write_bytes(uri: str | os.PathLike[str], data: bytes, *, create: bool = Fals
     if create:
         _create_local(local_path(uri), bytes(data))
         return
-    with atomic_local_path(uri) as tmp:
-        tmp.write_bytes(data)
+    try:
+        with atomic_local_path(uri) as tmp:
+            tmp.write_bytes(data)
+    except StorageError:
+        raise
+    except OSError as exc:  # disk full, file too large, permission denied...
+        raise StorageError(f"{os.fspath(uri)}: cannot write ({exc})") from exc
 
 
 def _create_local(final: Path, data: bytes) -> None:

@@ -34,9 +34,11 @@ from tilecast.io import preflight, storage
 from tilecast.io.basemap import Basemap, ReadStats, open_basemap
 from tilecast.predict.batched import BatchedPredictor, TileInputs
 from tilecast.predict.views import tta_views
+from tilecast.run.lease import Lease, lease_uri_for
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 from tilecast.run.record import CompletedTiles
 from tilecast.run.runlog import RunLog
+from tilecast.run.success import clear_success
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,7 @@ class RtsJob:
         *,
         shard: str | None = None,
         progress: ProgressCallback = no_progress,
+        lease_ttl_s: float = 600.0,
     ) -> None:
         self.config = config
         self.tiles = tiles
@@ -108,6 +111,8 @@ class RtsJob:
         self.progress = progress
         self.output = config.output.path.rstrip("/")
         self.log_uri = log_uri_for(self.output, shard)
+        self.lease_ttl_s = lease_ttl_s
+        self._lease: Lease | None = None
         self._lock = threading.Lock()
 
     # -- setup ---------------------------------------------------------------------------
@@ -219,9 +224,27 @@ class RtsJob:
     # -- the run -------------------------------------------------------------------------
 
     def run(self) -> JobResult:
+        """Run under a lease on the output (one run per output and shard at a time)."""
+        try:
+            return self._run()
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+                self._lease = None
+
+    def _take_lease(self) -> Lease:
+        """Before anything is written: the lease, then a stale ``_SUCCESS`` goes."""
+        lease = Lease(lease_uri_for(self.output, self.shard), ttl_s=self.lease_ttl_s)
+        lease.acquire()
+        self._lease = lease
+        clear_success(self.output)
+        return lease
+
+    def _run(self) -> JobResult:
         start = time.monotonic()
         cfg = self.config
         bundle, basemap, plan, order = self._open()
+        lease = self._take_lease()
         device = resolve_device(cfg.model.device)
         fingerprint = plan.fingerprint(**self._settings(bundle))
         runlog, record = self._start_log(bundle, plan, fingerprint, device)
@@ -230,6 +253,7 @@ class RtsJob:
         runlog.runs.append(
             {
                 "started": now_iso(),
+                "run_id": lease.owner,
                 "tiles_already_recorded": n_before,
                 "device": device_name(device),
             }
@@ -269,6 +293,7 @@ class RtsJob:
 
         def checkpoint(final: bool = False) -> None:
             nonlocal runlog
+            lease.check()  # another run took the output: stop before writing its log
             with self._lock:
                 runlog = runlog.with_record(record)
                 runlog.sentinel_counts = dict(sorted(counts.items()))
@@ -284,6 +309,7 @@ class RtsJob:
 
         def commit(out) -> None:  # runs on the writer thread
             nonlocal since_checkpoint
+            lease.check()
             done = sink.commit(out)
             with self._lock:
                 record.mark_done(
