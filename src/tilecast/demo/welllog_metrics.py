@@ -23,10 +23,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tilecast.apps.welllog.axes import GRID_DIVISIONS, value_to_fraction
+from tilecast.apps.welllog.axes import GRID_DIVISIONS, depth_per_column, value_to_fraction
 from tilecast.apps.welllog.curves import DigitisedCurves
-from tilecast.apps.welllog.records import CurveSpec
-from tilecast.demo.welllog_scan import SyntheticScan, values_at_columns
+from tilecast.apps.welllog.records import CurveSpec, ScanRecord
+from tilecast.demo.welllog_scan import ScanTruth, values_at_columns
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,16 @@ class CurveScore:
     spurious_gaps: int  # source value, digitiser found a gap
 
 
-def compare(digitised: DigitisedCurves, scan: SyntheticScan) -> list[CurveComparison]:
+def compare(
+    digitised: DigitisedCurves, record: ScanRecord, truth: ScanTruth
+) -> list[CurveComparison]:
     """Line the digitised curves up with the source log on the digitised depth index."""
-    truth = scan.truth
-    columns = (digitised.depth - scan.record.top_depth) / (
-        (scan.record.bottom_depth - scan.record.top_depth) / (scan.width - 1)
-    )
-    left = np.clip(np.floor(columns).astype(np.int64), 0, scan.width - 1)
-    right = np.clip(left + 1, 0, scan.width - 1)
+    width = truth.depth.size
+    columns = (digitised.depth - record.top_depth) / depth_per_column(record, width)
+    left = np.clip(np.floor(columns).astype(np.int64), 0, width - 1)
+    right = np.clip(left + 1, 0, width - 1)
     out = []
-    for spec in scan.record.curves:
+    for spec in record.curves:
         hidden = truth.hidden[spec.name][left] | truth.hidden[spec.name][right]
         true = values_at_columns(
             truth.source_depth, truth.source_values[spec.name], digitised.depth

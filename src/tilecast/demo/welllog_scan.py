@@ -28,6 +28,7 @@ k + 1, 255 missing) and the source log arrays with their -999 gaps.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,6 +74,36 @@ class ScanTruth:
     mask: np.ndarray  # uint8 (H, W): 0 background, k + 1 curve slot k + 1, 255 missing
     source_depth: np.ndarray  # float64 (N,): the source log's depth index
     source_values: Mapping[str, np.ndarray]  # float64 (N,) per curve, -999 in gaps
+
+
+def truth_to_bytes(truth: ScanTruth, *, with_mask: bool = False) -> bytes:
+    """The truth as a compressed ``.npz``: ``depth``, ``source_depth`` and per curve NAME
+    ``value:NAME``, ``hidden:NAME``, ``source:NAME`` (and ``mask`` when asked)."""
+    arrays = {"depth": truth.depth, "source_depth": truth.source_depth}
+    for name in truth.values:
+        arrays[f"value:{name}"] = truth.values[name]
+        arrays[f"hidden:{name}"] = truth.hidden[name]
+        arrays[f"source:{name}"] = truth.source_values[name]
+    if with_mask:
+        arrays["mask"] = truth.mask
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def truth_from_bytes(data: bytes) -> ScanTruth:
+    """The inverse of :func:`truth_to_bytes` (an empty mask when none was written)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    names = [k.split(":", 1)[1] for k in arrays if k.startswith("value:")]
+    return ScanTruth(
+        depth=arrays["depth"],
+        values={n: arrays[f"value:{n}"] for n in names},
+        hidden={n: arrays[f"hidden:{n}"] for n in names},
+        mask=arrays.get("mask", np.zeros((0, 0), dtype=np.uint8)),
+        source_depth=arrays["source_depth"],
+        source_values={n: arrays[f"source:{n}"] for n in names},
+    )
 
 
 @dataclass(frozen=True)
