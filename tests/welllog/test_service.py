@@ -125,6 +125,8 @@ def _bad_bodies():
         ("NA string", {**good, "registration": {**reg, "bottom_depth": "NA"}}, 422,
          "registration", "bottom_depth is missing"),
         ("null uwi", {**good, "registration": {**reg, "uwi": None}}, 422, "registration", "uwi"),
+        ("no scan_id", {**good, "registration": {k: v for k, v in reg.items() if k != "scan_id"}},
+         422, "registration", "scan_id is missing"),
         ("slash in uwi", {**good, "registration": {**reg, "uwi": "a/b"}}, 422, "registration",
          "cannot be used in an output key"),
         ("curve sentinel", {**good, "registration": {**reg, "curves": [

@@ -91,9 +91,12 @@ def field_errors(exc: ValidationError, *, names: Mapping[str, str] | None = None
             loc[0] = names.get(loc[0], loc[0])
         msg = str(err["msg"]).removeprefix("Value error, ")
         where = ".".join(loc)
+        if err["type"] == "missing":
+            parts.append(f"{where} is missing")
+            continue
         if len(loc) > 1 or (where and not msg.startswith(where)):
             msg = f"{where}: {msg}"
-        if err["type"] in ("literal_error", "missing") and "input" in err:
+        if err["type"] == "literal_error" and "input" in err:
             msg = f"{msg}, found {err['input']!r}"
         parts.append(msg)
     return "; ".join(parts)
