@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from welllog_support import (
     GR,
+    INK,
     RES,
     draw_scan,
     manifest_csv,
@@ -142,10 +143,10 @@ def test_bad_scans_are_rejected_or_failed_and_the_others_go_on(bundle, tmp_path)
     )
     storage.write_text(uri, text)
 
-    def digitiser(images, recs):
+    def digitiser(images, recs, *, nodata=None):
         if any(r.uwi == "W-BOOM" for r in recs):
             raise RuntimeError("model exploded")
-        return oracle_digitiser(images, recs)
+        return oracle_digitiser(images, recs, nodata=nodata)
 
     summary = WelllogJob(bundle, f"{root}/out", batch_size=3, digitiser=digitiser).run(
         read_manifest(uri)
@@ -170,12 +171,12 @@ def test_bad_scans_are_rejected_or_failed_and_the_others_go_on(bundle, tmp_path)
 def test_a_scan_the_digitiser_refuses_is_rejected(bundle, tmp_path):
     uri, _, _ = make_batch(str(tmp_path), n=2)
 
-    def digitiser(images, recs):
+    def digitiser(images, recs, *, nodata=None):
         if len(recs) > 1:
             raise InputError("batch refused")  # falls back to one scan at a time
         if recs[0].scan_id == "S1":
             raise InputError("scan S1 declares 1 curve(s), the model has 2")
-        return oracle_digitiser(images, recs)
+        return oracle_digitiser(images, recs, nodata=nodata)
 
     summary = WelllogJob(bundle, str(tmp_path / "out"), digitiser=digitiser).run(read_manifest(uri))
     assert [o.status for o in summary.outcomes] == ["accepted", "rejected"]
@@ -195,3 +196,31 @@ def test_reading_the_scan_bytes_gives_the_recorded_sha256(bundle, tmp_path):
     WelllogJob(bundle, str(tmp_path / "out"), digitiser=oracle_digitiser).run(read_manifest(uri))
     qc = json.loads(storage.read_bytes(f"{scan_prefix(str(tmp_path / 'out'), records[0])}/qc.json"))
     assert qc["source"]["sha256"] == hashlib.sha256(png_bytes(images[0])).hexdigest()
+
+
+def test_the_scan_files_nodata_pixels_are_masked(bundle, tmp_path):
+    from affine import Affine
+
+    from tilecast.io.raster import Georef, write_raster
+
+    image = draw_scan(H, W, n_curves=1, seed=5)
+    strip = image[0, :, 200:260]
+    strip[strip != INK[0]] = 7  # torn paper around the curve, recorded as the file's NoData
+    rec = record(scan_uri=str(tmp_path / "torn.tif"), bottom=1000.0 + (W - 1) * 0.05, curves=(GR,))
+    write_raster(
+        rec.scan_uri, image, georef=Georef(crs=None, transform=Affine.identity()), nodata=7
+    )
+    (tmp_path / "m.csv").write_text(manifest_csv([rec]))
+    out = str(tmp_path / "out")
+    summary = WelllogJob(bundle, out, digitiser=oracle_digitiser).run(
+        read_manifest(str(tmp_path / "m.csv"))
+    )
+    assert summary.count("accepted") == 1
+    las = lasio.read(storage.read_text(f"{scan_prefix(out, rec)}/curves.las"))
+    depth = las.index
+    torn = (depth >= 1000.0 + 200 * 0.05) & (depth <= 1000.0 + 259 * 0.05)
+    # the curve's ink is intact, but it touches missing pixels: a gap, not a reading
+    assert np.isnan(las["GR"][torn]).all()
+    assert not np.isnan(las["GR"][~torn]).any()
+    plain = oracle_curves(image, rec)  # the same pixels read without the file's NoData
+    assert not np.isnan(plain.values["GR"]).any()

@@ -127,22 +127,28 @@ def write_png(uri: str, image: np.ndarray) -> str:
     return uri
 
 
-def oracle_curves(image: np.ndarray, rec: ScanRecord) -> DigitisedCurves:
-    """The curves a perfect segmenter would give: class k+1 = pixels with ink ``INK[k]``."""
+def oracle_curves(
+    image: np.ndarray, rec: ScanRecord, *, nodata: float | None = None
+) -> DigitisedCurves:
+    """The curves a perfect segmenter would give: class k+1 = pixels with ink ``INK[k]``;
+    pixels equal to ``nodata`` are invalid."""
     plane = np.asarray(image)[0]
+    valid = np.ones(plane.shape, dtype=bool) if nodata is None else plane != nodata
     probs = np.zeros((len(rec.curves) + 1, *plane.shape), dtype=np.float32)
     for k in range(len(rec.curves)):
         probs[k + 1] = plane == INK[k]
     probs[0] = 1.0 - probs[1:].max(axis=0)
     with warnings.catch_warnings():  # small test scans lie outside the scan band on purpose
         warnings.simplefilter("ignore", TilecastWarning)
-        return extract_curves(probs, np.ones(plane.shape, dtype=bool), rec)
+        return extract_curves(probs, valid, rec)
 
 
 def oracle_digitiser(
-    images: Sequence[np.ndarray], records: Sequence[ScanRecord]
+    images: Sequence[np.ndarray], records: Sequence[ScanRecord], *, nodata: float | None = None
 ) -> list[DigitisedCurves]:
-    return [oracle_curves(image, rec) for image, rec in zip(images, records, strict=True)]
+    return [
+        oracle_curves(image, rec, nodata=nodata) for image, rec in zip(images, records, strict=True)
+    ]
 
 
 def manifest_csv(records: Sequence[ScanRecord]) -> str:

@@ -169,11 +169,23 @@ class WelllogJob:
                 yield ScanOutcome(uri, "accepted", prefix=committed.prefix)
 
     def _digitise(self, scans: list[DecodedScan]) -> dict[int, DigitisedCurves | ScanOutcome]:
-        """Curves per scan (keyed by id); a batch that fails is retried one scan at a time."""
-        if not scans:
-            return {}
+        """Curves per scan (keyed by id), one digitiser call per NoData value in the batch."""
+        by_nodata: dict[float | None, list[DecodedScan]] = {}
+        for scan in scans:
+            by_nodata.setdefault(scan.nodata, []).append(scan)
+        results: dict[int, DigitisedCurves | ScanOutcome] = {}
+        for nodata, group in by_nodata.items():
+            results.update(self._digitise_group(group, nodata))
+        return results
+
+    def _digitise_group(
+        self, scans: list[DecodedScan], nodata: float | None
+    ) -> dict[int, DigitisedCurves | ScanOutcome]:
+        """Curves of scans sharing a NoData value; a batch that fails is retried one by one."""
         try:
-            curves = self.digitiser([s.image for s in scans], [s.record for s in scans])
+            curves = self.digitiser(
+                [s.image for s in scans], [s.record for s in scans], nodata=nodata
+            )
             return {id(s): c for s, c in zip(scans, curves, strict=True)}
         except Exception as exc:
             if len(scans) == 1:
@@ -182,7 +194,7 @@ class WelllogJob:
         results: dict[int, DigitisedCurves | ScanOutcome] = {}
         for scan in scans:
             try:
-                results[id(scan)] = self.digitiser([scan.image], [scan.record])[0]
+                results[id(scan)] = self.digitiser([scan.image], [scan.record], nodata=nodata)[0]
             except Exception as exc:
                 results[id(scan)] = self._failure(scan, exc)
         return results

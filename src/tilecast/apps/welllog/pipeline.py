@@ -8,8 +8,9 @@ same functions, so a scan served over HTTP is written exactly as the batch job w
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -22,8 +23,20 @@ from tilecast.bundle.runtime import check_image
 from tilecast.errors import InputError
 from tilecast.io.raster import decode_raster
 
-# A batch of scans (C, H, W) and their records in, their curves out (same order).
-Digitiser = Callable[[Sequence[np.ndarray], Sequence[ScanRecord]], list[DigitisedCurves]]
+
+class Digitiser(Protocol):
+    """A batch of scans (C, H, W) and their records in, their curves out (same order).
+
+    ``nodata`` is the scans' NoData value from their files (masked like a sentinel), if any.
+    """
+
+    def __call__(
+        self,
+        images: Sequence[np.ndarray],
+        records: Sequence[ScanRecord],
+        *,
+        nodata: float | None = None,
+    ) -> list[DigitisedCurves]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +44,7 @@ class DecodedScan:
     record: ScanRecord
     image: np.ndarray  # (C, H, W) as the file holds it
     sha256: str  # of the file's bytes
+    nodata: float | None = None  # the file's NoData value
 
     @property
     def height(self) -> int:
@@ -50,15 +64,27 @@ def decode_scan(bundle: Bundle, record: ScanRecord, data: bytes) -> DecodedScan:
         )
     except InputError as exc:
         raise InputError(f"{record.scan_uri}: {exc}") from None
-    return DecodedScan(record=record, image=raster.array, sha256=hashlib.sha256(data).hexdigest())
+    return DecodedScan(
+        record=record,
+        image=raster.array,
+        sha256=hashlib.sha256(data).hexdigest(),
+        nodata=raster.nodata,
+    )
 
 
 def bundle_digitiser(bundle: Bundle, *, batch_size: int) -> Digitiser:
     """The bundle's digitiser (``apps.welllog.digitise.digitise_many``), ``batch_size`` per call."""
     from tilecast.apps.welllog.digitise import digitise_many
 
-    def run(images: Sequence[np.ndarray], records: Sequence[ScanRecord]) -> list[DigitisedCurves]:
-        return digitise_many(bundle, list(images), list(records), batch_size=batch_size)
+    def run(
+        images: Sequence[np.ndarray],
+        records: Sequence[ScanRecord],
+        *,
+        nodata: float | None = None,
+    ) -> list[DigitisedCurves]:
+        return digitise_many(
+            bundle, list(images), list(records), batch_size=batch_size, nodata=nodata
+        )
 
     return run
 

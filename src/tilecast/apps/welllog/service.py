@@ -112,7 +112,7 @@ class WelllogService:
             )
         try:
             with self._model_lock:
-                curves = self.digitiser([scan.image], [record])[0]
+                curves = self.digitiser([scan.image], [record], nodata=scan.nodata)[0]
         except InputError as exc:
             raise RequestError(422, "image", f"cannot digitise: {exc}") from None
         try:
