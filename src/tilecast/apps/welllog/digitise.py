@@ -15,8 +15,10 @@ time, bit for bit, once oneDNN's batch-size-dependent convolutions are switched 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -30,23 +32,54 @@ from tilecast.errors import InputError
 from tilecast.prep import crop_padding, padding_for
 
 
+class _NativeConvolutions:
+    """Switch oneDNN off while any well-log call runs (reference-counted, thread-safe).
+
+    The flag is process-wide: concurrent calls share one "off" period and it is restored when
+    the last one leaves, so no call runs with oneDNN switched back on underneath it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved = True
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        with self._lock:
+            if self._users == 0:
+                self._saved = torch.backends.mkldnn.enabled
+                torch.backends.mkldnn.enabled = False
+            self._users += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    torch.backends.mkldnn.enabled = self._saved
+
+
+_NATIVE = _NativeConvolutions()
+
+
 class BatchInvariant:
     """The bundle's model with oneDNN (mkldnn) convolutions switched off for each call.
 
     PyTorch's CPU convolutions through oneDNN choose their kernel by batch size: a scan in a
     batch of 2 or 3 differed from the same scan alone by up to 1e-6 (measured on torch 2.13,
-    oneDNN 3.12, AVX2; in convolutions with 32 or more input channels on small feature maps;
+    oneDNN 3.12, AVX2, in convolutions with 32 or more input channels on small feature maps;
     ``torch.backends.mkldnn.deterministic`` and ``torch.use_deterministic_algorithms`` do not
-    change that). The native kernels compute every sample of a batch the same way, so with
-    them a batch is bitwise equal to one scan at a time, at the price of slower convolutions.
-    The flag is process-wide while a call runs.
+    change that). PyTorch's native kernels compute every sample of a batch the same way, so
+    with them a batch is bitwise equal to one scan at a time, at the price of slower
+    convolutions. While a call runs the switch is process-wide.
     """
 
     def __init__(self, model: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.model = model
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        with torch.backends.mkldnn.flags(enabled=False):
+        with _NATIVE.active():
             return self.model(batch)
 
 
