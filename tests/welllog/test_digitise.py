@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tilecast.apps.welllog.curves import DigitisedCurves
 from tilecast.apps.welllog.digitise import (
     curves_of,
     digitise,
@@ -14,7 +15,6 @@ from tilecast.apps.welllog.digitise import (
     predict_scan,
     predict_scans,
 )
-from tilecast.apps.welllog.curves import DigitisedCurves
 from tilecast.apps.welllog.records import CurveSpec, ScanRecord
 from tilecast.bundle import load_bundle
 from tilecast.bundle.load import Bundle
