@@ -25,8 +25,9 @@ from urllib.parse import urlsplit
 
 FAULTS = ("503", "500", "429", "reset", "reset_after", "stall")
 
-# A rule looks at (method, path with query) and returns a fault name, an HTTP status, or None.
-Rule = Callable[[str, str], "str | int | None"]
+# A rule looks at (method, path with query, body) and returns a fault name, an HTTP status, or
+# None to leave the request to chance.
+Rule = Callable[[str, str, bytes], "str | int | None"]
 
 
 @dataclass
@@ -93,9 +94,9 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def decide(self, method: str, path: str) -> str | int:
+    def decide(self, method: str, path: str, body: bytes = b"") -> str | int:
         for rule in self.rules:
-            forced = rule(method, path)
+            forced = rule(method, path, body)
             if forced is not None:
                 return forced
         with self._lock:
@@ -164,7 +165,7 @@ class FaultProxy:
 
             def _handle(self) -> None:
                 body = self._body()
-                outcome = proxy.decide(self.command, self.path)
+                outcome = proxy.decide(self.command, self.path, body)
                 proxy.record(self.command, self.path, outcome)
                 if isinstance(outcome, int) or outcome in ("503", "500", "429"):
                     self._status(int(outcome))

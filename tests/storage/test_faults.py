@@ -98,7 +98,7 @@ def test_forbidden_fails_fast_with_the_url(bucket, request, fast_retries, monkey
     base, scheme = bucket, scheme_of(bucket)
     uri = storage.join(base, "locked/data.bin")
 
-    def deny(method: str, path: str) -> int:
+    def deny(method: str, path: str, body: bytes) -> int:
         return 403
 
     with (
@@ -132,7 +132,7 @@ def test_unavailable_store_gives_up_within_the_bounds(bucket, request, monkeypat
     monkeypatch.setenv("TILECAST_STORAGE_RETRY_BASE_S", "0.01")
     caplog.set_level(logging.WARNING, logger="tilecast.io.retry")
 
-    def down(method: str, path: str) -> str:
+    def down(method: str, path: str, body: bytes) -> str:
         return "503"
 
     with (
@@ -157,7 +157,7 @@ def test_failed_multipart_upload_leaves_no_object(bucket, request, monkeypatch):
     storage.write_bytes(uri, b"old")
     seen_parts: list[str] = []
 
-    def fail_second_part(method: str, path: str) -> int | None:
+    def fail_second_part(method: str, path: str, body: bytes) -> int | None:
         is_part = ("partNumber=" in path) or ("upload_id=" in path and method in ("PUT", "POST"))
         if not is_part:
             return None

@@ -23,8 +23,10 @@ from fault_proxy import FaultProxy, proxied
 from rasterio.io import MemoryFile
 
 from rts.rts_support import make_config, smooth_rgb, tiles_for, write_quad_basemap
-from tilecast.apps.rts.tilelist import format_tile_list
+from tilecast.apps.rts.job import RtsJob
+from tilecast.apps.rts.tilelist import format_tile_list, parse_tile_list
 from tilecast.cli.rts import rts
+from tilecast.errors import StorageError
 from tilecast.io import storage
 
 pytestmark = pytest.mark.slow
@@ -138,3 +140,46 @@ def test_job_through_storage_faults_equals_a_clean_local_run(
             assert tiles_remote[f"{tile_id}.tif"] == entry["sha256"]
     assert success["n_tiles_total"] == runlog["n_tiles_total"]
     assert not lease_left
+
+
+@pytest.mark.parametrize("scheme", ["s3", "gs"])
+def test_a_tile_the_store_refuses_stops_the_run_and_is_not_recorded(
+    scheme, job, request, tmp_path, monkeypatch
+):
+    """A permanent 403 on one tile's PUT: the run stops naming that URL, never retries it, and
+    the run log lists no tile whose object is not in place; a restart completes the output."""
+    bundle, basemap, tile_list, local = job
+    server = request.getfixturevalue("s3_server" if scheme == "s3" else "gcs_server")
+    out = storage.join(request.getfixturevalue(f"{scheme}_bucket"), f"refused-{tmp_path.name}")
+    victim = "r0000001_c0000002.tif"
+
+    def refuse_victim(method: str, path: str, body: bytes) -> int | None:
+        # S3 names the key in the path; a GCS upload names it in the JSON part of the body
+        named = (
+            victim in path or f'"name": "{out.split("/", 3)[3]}/tiles/{victim}"'.encode() in body
+        )
+        return 403 if method in ("PUT", "POST") and named else None
+
+    config = make_config(
+        bundle=bundle, basemap=basemap, out=Path("placeholder"), checkpoint_every=1, workers=1
+    )
+    config = config.model_copy(update={"output": config.output.model_copy(update={"path": out})})
+    tiles = parse_tile_list(tile_list.read_text(), source=str(tile_list))
+    with (
+        FaultProxy(server, rules=(refuse_victim,)) as proxy,
+        proxied(proxy, scheme, monkeypatch),
+        pytest.raises(StorageError, match="access denied") as err,
+    ):
+        RtsJob(config, tiles).run()
+    assert str(err.value).startswith(storage.join(out, "tiles", victim))
+    assert proxy.log.counts()["403"] == 1  # permanent: one request, no retry
+    runlog = json.loads(storage.read_text(storage.join(out, "logs", "inference_log.json")))
+    present = digests(out, "tiles")
+    assert victim not in present
+    assert victim.removesuffix(".tif") not in runlog["tiles"]
+    for tile_id, entry in runlog["tiles"].items():  # recorded only once committed
+        assert present[f"{tile_id}.tif"] == entry["sha256"]
+
+    result = RtsJob(config, tiles).run()  # the store lets it through now: the restart finishes
+    assert result.complete
+    assert digests(out, "tiles") == digests(str(local), "tiles")
