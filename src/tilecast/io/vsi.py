@@ -24,6 +24,7 @@ The second way, ``TILECAST_REMOTE_READS=fsspec``, hands rasterio an fsspec file 
 
 from __future__ import annotations
 
+import contextvars
 import os
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -115,9 +116,34 @@ def open_raster(uri: str, **kwargs: Any) -> Any:
         from tilecast.io import remote
 
         fs, path = remote.filesystem(uri)
-        return rasterio.open(path, opener=fs, **kwargs)
+        return _FsspecDataset(fs, path, kwargs)
     with rasterio.Env(**gdal_options(uri)):
         return rasterio.open(_gdal_url(uri), **kwargs)
+
+
+class _FsspecDataset:
+    """A rasterio dataset reading an fsspec file, closable from any thread.
+
+    rasterio registers the file opener in a context variable of the opening thread and looks it
+    up again on close; the basemap's handle pool opens in one reader thread and may close in
+    another. Opening and closing both run in one saved context; reads work from any thread.
+    """
+
+    def __init__(self, fs: Any, path: str, kwargs: dict[str, Any]) -> None:
+        self._context = contextvars.copy_context()
+        self._dataset = self._context.run(rasterio.open, path, opener=fs, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._dataset, name)
+
+    def close(self) -> None:
+        self._context.run(self._dataset.close)
+
+    def __enter__(self) -> _FsspecDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _gdal_url(uri: str) -> str:
