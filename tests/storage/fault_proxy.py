@@ -46,6 +46,24 @@ class FaultLog:
 class _QuietServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.open_connections: set[socket.socket] = set()
+
+    def process_request(self, request, client_address) -> None:  # type: ignore[no-untyped-def]
+        self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request) -> None:  # type: ignore[no-untyped-def]
+        self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def drop_connections(self) -> None:
+        """Close kept-alive client connections too: the endpoint is gone, not just closed."""
+        for conn in list(self.open_connections):
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def handle_error(self, request: object, client_address: object) -> None:
         pass  # a connection the proxy reset on purpose fails to flush; that is the point
 
@@ -62,6 +80,7 @@ class FaultProxy:
         faults: tuple[str, ...] = FAULTS,
         stall_s: float = 4.0,
         rules: tuple[Rule, ...] = (),
+        port: int = 0,
     ) -> None:
         unknown = set(faults) - set(FAULTS)
         if unknown:
@@ -75,7 +94,7 @@ class FaultProxy:
         self.log = FaultLog()
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = _QuietServer(("127.0.0.1", 0), self._handler())
+        self._server = _QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -93,6 +112,7 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.drop_connections()
 
     def decide(self, method: str, path: str, body: bytes = b"") -> str | int:
         for rule in self.rules:

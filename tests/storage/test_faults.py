@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 
 import pytest
 from fault_proxy import FaultProxy, proxied
@@ -145,6 +146,33 @@ def test_unavailable_store_gives_up_within_the_bounds(bucket, request, monkeypat
     assert retries_logged(caplog) == [1, 2]
     # one request per try: the clients' own retry loops are off
     assert len(proxy.log.entries) == 3
+
+
+def test_a_store_that_goes_away_and_comes_back(bucket, request, fast_retries, monkeypatch, caplog):
+    """Connections refused for a moment (the endpoint restarts): the requests wait it out."""
+    base, scheme = bucket, scheme_of(bucket)
+    uri = storage.join(base, "restart/obj.bin")
+    caplog.set_level(logging.WARNING, logger="tilecast.io.retry")
+    upstream = upstream_of(base, request)
+    first = FaultProxy(upstream)
+    port = first.port
+    with first, proxied(first, scheme, monkeypatch):
+        storage.write_bytes(uri, b"before")
+        first.__exit__(None, None, None)  # the endpoint goes away: connections are refused
+        restarted: list[FaultProxy] = []
+        timer = threading.Timer(
+            0.5, lambda: restarted.append(FaultProxy(upstream, port=port).__enter__())
+        )
+        timer.start()
+        try:
+            storage.write_bytes(uri, b"after")
+            assert storage.read_bytes(uri) == b"after"
+        finally:
+            timer.join()
+            for proxy in restarted:
+                proxy.__exit__(None, None, None)
+    assert any("try 1 of" in r.getMessage() for r in caplog.records)
+    assert all(uri in r.getMessage() for r in caplog.records if "transient" in r.getMessage())
 
 
 def test_failed_multipart_upload_leaves_no_object(bucket, request, monkeypatch):
