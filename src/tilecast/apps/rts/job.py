@@ -25,7 +25,7 @@ import torch
 from tilecast.apps.rts.config import RtsConfig
 from tilecast.apps.rts.plan import Plan, WorkItem, make_plan
 from tilecast.apps.rts.sink import TileSink
-from tilecast.apps.rts.tiles import SkippedTile, read_tile
+from tilecast.apps.rts.tiles import UNREADABLE, SkippedTile, read_tile
 from tilecast.bundle import Bundle, load_bundle
 from tilecast.bundle.runtime import activate
 from tilecast.errors import InputError
@@ -34,6 +34,7 @@ from tilecast.io import preflight, storage
 from tilecast.io.basemap import Basemap, ReadStats, open_basemap
 from tilecast.predict.batched import BatchedPredictor, TileInputs
 from tilecast.predict.views import tta_views
+from tilecast.run import killpoints
 from tilecast.run.lease import Lease, lease_uri_for
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 from tilecast.run.record import CompletedTiles
@@ -135,6 +136,12 @@ class RtsJob:
                 f"the basemap has {basemap.count} band(s), the model takes "
                 f"{bundle.contract.input.channels} ({bundle.contract.input.channel_order})"
             )
+        if basemap.dtype.name != bundle.contract.input.dtype:
+            raise InputError(
+                f"the basemap {cfg.input.basemap} has {basemap.dtype.name} pixels, the model "
+                f"takes {bundle.contract.input.dtype} ({bundle.contract.input.value_scaling} over "
+                f"{list(bundle.contract.input.input_range)})"
+            )
         order = cfg.input.channel_order or basemap.channel_order
         if order is None:
             order = bundle.contract.input.channel_order
@@ -181,6 +188,7 @@ class RtsJob:
                     "use another output.path or remove the old run"
                 )
             record = CompletedTiles.from_json(previous.tiles)
+            record.forget([t for t in record.ids("skipped") if record.reason_for(t) == UNREADABLE])
             return previous, self._drop_missing_files(record)
         runlog = RunLog(
             model_version=f"{bundle.contract.name} {bundle.contract.version}",
@@ -305,6 +313,7 @@ class RtsJob:
                     if not runlog.final_check["missing"]:
                         runlog.status = "complete"
                 text = runlog.to_json()
+            killpoints.reached("runlog.write")
             storage.write_text(self.log_uri, text)
 
         def commit(out) -> None:  # runs on the writer thread
@@ -369,6 +378,7 @@ class RtsJob:
                     yield result
 
             for out in predictor.run(inputs()):
+                killpoints.reached("infer.tile")
                 writes.append(writer.submit(commit, out))
                 while writes and (writes[0].done() or len(writes) > prefetch):
                     writes.popleft().result()  # re-raises a failed write here
