@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from welllog_support import GR, RES, record
+from welllog_support import GR, RES, las_problems, record
 
 from tilecast.apps.welllog.curves import DigitisedCurves
 from tilecast.apps.welllog.lasfile import LAS_NULL, check_curve_names, las_text
@@ -40,8 +40,7 @@ def curves_for(rec, *, step: float, gaps: dict[str, np.ndarray] | None = None, s
 
 
 def read_back(text: str) -> lasio.LASFile:
-    checked = lascheck.read(text)
-    assert checked.check_conformity(), checked.get_non_conformities()
+    assert las_problems(text) == []
     return lasio.read(text)
 
 
@@ -158,3 +157,17 @@ def test_a_reading_equal_to_the_null_value_is_refused():
     curves.values["SP"][2] = -999.25
     with pytest.raises(InputError, match="NULL"):
         las_text(curves, rec)
+
+
+def test_decimal_multiples_of_the_step_conform_despite_lascheck_float_rounding():
+    rec = record(top=2359.95, bottom=2200.0, curves=(GR,))  # 2359.95 = 47199 x 0.05 exactly
+    text = las_text(curves_for(rec, step=-0.05), rec)
+    raw = lascheck.read(text)
+    assert not raw.check_conformity()  # lascheck's float modulo: 2359.95 * 100 = 235994.999...
+    assert raw.get_non_conformities() == ["STRT divided by step is not a whole number"]
+    assert las_problems(text) == []
+    off_grid = record(top=1000.03, bottom=1001.03, curves=(GR,))  # not a multiple of 0.05
+    assert las_problems(las_text(curves_for(off_grid, step=0.05), off_grid)) == [
+        "STRT divided by step is not a whole number",
+        "STOP divided by step is not a whole number",
+    ]
