@@ -270,6 +270,9 @@ def remove_temporaries(directory: str | os.PathLike[str]) -> int:
 
 @contextlib.contextmanager
 def open_read(uri: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file handle. On object stores opening is retried (``io.retry``); the reads of an
+    open handle are the client's ranged GETs, which are not: use :func:`read_bytes` for whole
+    objects."""
     if not is_local(uri):
         text = os.fspath(uri)
         fs, path = remote.filesystem(text)
