@@ -10,8 +10,9 @@ reads, so a user points tilecast at a custom endpoint once, the usual way:
 - ``STORAGE_EMULATOR_HOST`` (the GCS emulator convention) becomes ``CPL_GS_ENDPOINT`` with
   unsigned requests (``GS_NO_SIGN_REQUEST``), as the Google client libraries treat it.
 
-Credentials are GDAL's (and rasterio's): the AWS environment, profiles and instance roles;
-``GOOGLE_APPLICATION_CREDENTIALS`` and gcloud's application-default credentials. A raster on
+Credentials come the usual way: for S3 a boto3 session (the AWS environment, profiles, instance
+roles), made once per credential setting rather than per open; for GCS GDAL's own lookup
+(``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's application-default credentials). A raster on
 an object store never has side-car files, so GDAL is told not to list its "directory" on open
 (``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR``), which saves a LIST per file. GDAL's HTTP retry
 settings come from ``io.remote.gdal_env`` (the same budget as every other storage request).
@@ -25,6 +26,7 @@ The second way, ``TILECAST_REMOTE_READS=fsspec``, hands rasterio an fsspec file 
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -117,8 +119,40 @@ def open_raster(uri: str, **kwargs: Any) -> Any:
 
         fs, path = remote.filesystem(uri)
         return _FsspecDataset(fs, path, kwargs)
-    with rasterio.Env(**gdal_options(uri)):
+    with rasterio.Env(session=_session_for(uri), **gdal_options(uri)):
         return rasterio.open(_gdal_url(uri), **kwargs)
+
+
+#: What decides the AWS credentials a boto3 session finds.
+_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+
+def _session_for(uri: str) -> Any:
+    """One rasterio AWS session per credential setting (rasterio would make a boto3 session
+    per open otherwise); its credentials refresh themselves. None off S3."""
+    if _scheme(uri) != "s3":
+        return None
+    try:
+        import boto3  # noqa: F401  (rasterio's AWS session needs it)
+    except ImportError:
+        return None  # GDAL looks the credentials up itself
+    return _aws_session(tuple(os.environ.get(name) for name in _AWS_VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _aws_session(key: tuple[str | None, ...]) -> Any:
+    from rasterio.session import AWSSession
+
+    return AWSSession()
 
 
 class _FsspecDataset:
