@@ -67,18 +67,18 @@ class JobSummary:
 class _Read:
     record: ScanRecord
     scan: DecodedScan | None
-    reason: str | None  # why it was rejected while reading
+    outcome: ScanOutcome | None = None  # why it stopped while reading
 
 
 def _read(bundle: Bundle, record: ScanRecord) -> _Read:
+    uri = record.scan_uri
     try:
-        data = storage.read_bytes(record.scan_uri)
-    except StorageError as exc:
-        return _Read(record, None, f"unreadable scan: {exc}")
-    try:
-        return _Read(record, decode_scan(bundle, record, data), None)
-    except InputError as exc:
-        return _Read(record, None, f"unreadable scan: {exc}")
+        return _Read(record, decode_scan(bundle, record, storage.read_bytes(uri)))
+    except (StorageError, InputError) as exc:
+        return _Read(record, None, ScanOutcome(uri, "rejected", reason=f"unreadable scan: {exc}"))
+    except Exception as exc:  # one scan's failure never stops the others
+        reason = f"reading: {type(exc).__name__}: {exc}"
+        return _Read(record, None, ScanOutcome(uri, "failed", reason=reason))
 
 
 def _batches(records: Sequence[ScanRecord], size: int) -> Iterator[Sequence[ScanRecord]]:
@@ -153,7 +153,8 @@ class WelllogJob:
         for read in reads:
             uri = read.record.scan_uri
             if read.scan is None:
-                yield ScanOutcome(uri, "rejected", reason=read.reason)
+                assert read.outcome is not None
+                yield read.outcome
                 continue
             result = curves[id(read.scan)]
             if isinstance(result, ScanOutcome):
