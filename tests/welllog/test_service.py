@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -23,6 +28,7 @@ from welllog_support import (
     write_png,
 )
 
+from object_stores import free_port
 from tilecast.apps.welllog.job import WelllogJob
 from tilecast.apps.welllog.manifest import read_manifest
 from tilecast.apps.welllog.outputs import FILE_NAMES, SUCCESS_NAME
@@ -228,3 +234,35 @@ def test_concurrent_clients_lose_no_write(server, out):
         prefix = scan_prefix(out, rec)
         assert verify_committed(prefix) == []
         assert sorted(storage.list_files(prefix)) == sorted([*FILE_NAMES, SUCCESS_NAME])
+
+
+def test_the_serve_command_serves_over_http(bundle, tmp_path):
+    """`tilecast welllog serve` in its own process (the real digitiser, the tiny bundle)."""
+    port = free_port()
+    out = tmp_path / "served"
+    tilecast = str(Path(sys.executable).parent / "tilecast")  # the console script
+    cmd = [tilecast, "welllog", "serve", "--bundle", bundle.uri]
+    cmd += ["--out", str(out), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.2)
+        rec, image = scan(7)
+        bad = {**body(rec, image), "registration": {**registration_json(rec), "uwi": "NA"}}
+        refused = httpx.post(f"{url}/scans", json=bad, timeout=60)
+        assert refused.status_code == 422 and "uwi is missing" in refused.json()["detail"]
+        reply = httpx.post(f"{url}/scans", json=body(rec, image), timeout=300)
+        assert reply.status_code == 200, reply.text
+        assert verify_committed(scan_prefix(str(out), rec)) == []
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
