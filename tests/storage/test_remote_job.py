@@ -209,3 +209,19 @@ def test_unreadable_basemap_is_named_at_start(bucket, inputs, tmp_path):
     assert not (tmp_path / "out" / "tiles").exists()
     with pytest.raises(StorageError):
         storage.list_files(f"{bucket}/no-basemap-here")
+
+
+def test_rerun_on_the_store_resumes_and_changes_no_tile(remote_run):
+    tiles_dir = storage.join(remote_run, "tiles")
+    before = {
+        n: sha256(storage.read_bytes(storage.join(tiles_dir, n)))
+        for n in storage.list_files(tiles_dir)
+    }
+    base = remote_run.rsplit("/", 1)[0]
+    output = run_cli(f"{base}/job.yaml", f"{base}/tiles.csv")
+    assert f"0 tiles written, 0 skipped, {len(before)} already done" in output
+    after = {
+        n: sha256(storage.read_bytes(storage.join(tiles_dir, n)))
+        for n in storage.list_files(tiles_dir)
+    }
+    assert after == before
