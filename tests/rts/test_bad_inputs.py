@@ -29,27 +29,26 @@ Cases covered elsewhere (not repeated here):
   ``tests/storage/test_object_store.py::test_s3_missing_credentials_are_a_clear_error`` and
   the two beside it; here the job's start-up with an s3:// output and no credentials.
 
-Output disk full is simulated with ``RLIMIT_FSIZE`` in a subprocess (no root needed): a write
-past the limit fails with EFBIG ("File too large"), the same failed ``write()`` a full disk
-gives with ENOSPC, through the same code.
+Output disk full is simulated with a soft ``RLIMIT_FSIZE`` while the job runs (no root, no
+tiny file system needed): a write past the limit fails with EFBIG ("File too large"), the same
+failed ``write()`` a full disk gives with ENOSPC, through the same code.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import resource
 import signal
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import torch
-import yaml
 from rts_support import (
     ORIGIN,
     RES,
@@ -62,13 +61,10 @@ from rts_support import (
 
 from tilecast.apps.rts.config import RtsConfig
 from tilecast.apps.rts.job import RtsJob
-from tilecast.apps.rts.tilelist import format_tile_list
 from tilecast.bundle import ContractDraft, create_bundle
 from tilecast.bundle.contract import InputSpec, Postprocessing
 from tilecast.errors import BundleError, InputError, StorageError
 from tilecast.grid import Tile
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -309,40 +305,32 @@ def test_read_only_output_directory_is_refused_at_start(make_bundle, rgb, tmp_pa
     assert visible(out) == []
 
 
-def _limit_file_size(limit: int):
-    def apply() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    return apply
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes fail (EFBIG) while the block runs, in this process only."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # fail the write, do not kill
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 def test_output_disk_full_is_a_clear_error_and_leaves_no_partial_tile(make_bundle, rgb, tmp_path):
     basemap, tiles = rgb
     out = tmp_path / "out"
-    config = tmp_path / "job.yaml"
-    config.write_text(
-        yaml.safe_dump(config_for(make_bundle("export"), basemap, out).model_dump(mode="json"))
-    )
-    tile_list = tmp_path / "tiles.csv"
-    tile_list.write_text(format_tile_list(tiles))
-    command = [
-        *(sys.executable, str(REPO / "scripts" / "inference.py"), "--no-products"),
-        *("--config", str(config), "--tile-list", str(tile_list)),
-    ]
-    full = subprocess.run(
-        command, cwd=REPO, capture_output=True, text=True, preexec_fn=_limit_file_size(4096)
-    )
-    assert full.returncode == 1, full.stderr[-3000:]
+    config = config_for(make_bundle("export"), basemap, out)
+    with file_size_limit(4096), pytest.raises(StorageError) as err:
+        RtsJob(config, tiles).run()
     first = out / "tiles" / f"{tiles[0].tile_id}.tif"
-    assert f"Error: StorageError: {first}: cannot write (" in full.stderr
-    assert "File too large" in full.stderr and "Traceback" not in full.stderr
+    assert str(err.value) == f"{first}: cannot write ([Errno 27] File too large)"
     assert visible(out / "tiles") == []  # the truncated tile never became visible
-    # room again: the same command finishes the job
-    again = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-    assert again.returncode == 0, again.stderr[-3000:]
+    # room again: the same job finishes
+    again = RtsJob(config, tiles).run()
+    assert again.complete and again.n_committed == len(tiles)
     assert len(tile_hashes(out)) == len(tiles)
-    assert run_log(out)["status"] == "complete"
 
 
 def test_s3_output_without_credentials_fails_at_start(make_bundle, rgb, s3_bucket, monkeypatch):
