@@ -82,7 +82,9 @@ def write_inputs(root: Path, bundle: Path) -> tuple[Path, Path, int]:
             workers=2,
             threshold=0.5,
         ).model_dump(mode="json")
-        config["products"] = {"merge": True, "vectorize": True, "report": False}
+        # min_area_m2 keeps the ~15 polygons of substance (measuring ~300 specks of a few
+        # pixels would be most of the run's time)
+        config["products"] = {"merge": True, "vectorize": True, "report": False, "min_area_m2": 100}
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         configs.append(path)
@@ -144,23 +146,37 @@ def check_visible_outputs_whole(out: Path) -> None:
         gpd.read_file(path)
 
 
-def wait_for_planning(proc: subprocess.Popen, log: Path) -> None:
-    """Return once the job has planned its tiles (or exited): start-up (imports, the bundle's
-    checks) is most of a short run, and a kill there proves little."""
+def wait_for(proc: subprocess.Popen, log: Path, text: str) -> None:
+    """Return once the job has logged ``text`` (or exited)."""
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        if "tiles planned" in log.read_text():
+        if text in log.read_text():
             return
         time.sleep(0.05)
 
 
-def run_to_end(config: Path, tile_list: Path, log: Path) -> float:
-    """Run uninterrupted; the seconds from planning to the end (tiles and products)."""
+#: Logged once the tiles are planned (start-up, the imports and the bundle's checks, is most of
+#: a short run; a kill there proves little), and printed once they are all committed.
+PLANNED, TILES_DONE = "tiles planned", "run log    "
+
+
+def run_to_end(config: Path, tile_list: Path, log: Path) -> tuple[float, float]:
+    """Run uninterrupted; the seconds the tiles took after planning, and the products."""
     proc = launch(config, tile_list, log, None)
-    wait_for_planning(proc, log)
+    wait_for(proc, log, PLANNED)
     start = time.monotonic()
+    wait_for(proc, log, TILES_DONE)
+    tiles_done = time.monotonic()
     assert proc.wait(timeout=300) == 0, log.read_text()[-3000:]
-    return time.monotonic() - start
+    return tiles_done - start, time.monotonic() - tiles_done
+
+
+def kill_after(proc: subprocess.Popen, delay: float) -> None:
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
 
 
 @pytest.mark.slow
@@ -168,35 +184,34 @@ def test_sigkill_at_random_moments_in_every_phase(make_bundle, tmp_path):
     rng = random.Random(SEED)
     config_ref, tile_list, n_tiles = write_inputs(tmp_path, make_bundle("export"))
     config = tmp_path / "killed.yaml"
-    clean_s = run_to_end(config_ref, tile_list, tmp_path / "reference.log")
+    tiles_s, products_s = run_to_end(config_ref, tile_list, tmp_path / "reference.log")
     reference = tmp_path / "reference"
     out = tmp_path / "killed"
 
-    # the schedule: every tile point, then the products points; timed kills in between
-    schedule: list[tuple[str, str | None]] = []
-    for name, phase in TILE_POINTS:
-        schedule.append((phase, name))
-    for name, _, phase in PRODUCT_POINTS:
-        schedule.append((phase, name))
-    for _ in range(N_TIMED):
-        schedule.insert(rng.randrange(len(schedule) + 1), ("timed", None))
+    # the schedule: every tile point (each drawn among the tiles left, so each lands), half of
+    # the timed kills (drawn within the time the tiles left take: they land in the tiles or
+    # just after), then every products point with the other timed kills among them
+    schedule: list[tuple[str, str | None]] = [(phase, name) for name, phase in TILE_POINTS]
+    schedule += [("timed", None)] * (N_TIMED // 2)
+    products: list[tuple[str, str | None]] = [(phase, name) for name, _, phase in PRODUCT_POINTS]
+    for _ in range(N_TIMED - N_TIMED // 2):
+        products.insert(rng.randrange(len(products) + 1), ("timed", None))
+    schedule += products
 
     landed: collections.Counter[str] = collections.Counter()
     missed: list[str] = []
     for number, (phase, name) in enumerate(schedule):
         log = tmp_path / f"run{number:02d}.log"
+        todo = todo_count(out, n_tiles)
         if name is None:
             proc = launch(config, tile_list, log, None)
-            wait_for_planning(proc, log)
-            delay = rng.uniform(0.0, 1.0) * clean_s
-            try:
-                proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=60)
+            wait_for(proc, log, PLANNED)
+            if todo:
+                kill_after(proc, rng.uniform(0.1, 0.9) * tiles_s * todo / n_tiles)
+            else:
+                kill_after(proc, rng.uniform(0.0, 1.0) * products_s)
         else:
             if any(name == p for p, _ in TILE_POINTS):
-                todo = todo_count(out, n_tiles)
                 if todo == 0:
                     missed.append(f"{name} (no tile left)")
                     continue
@@ -225,7 +240,7 @@ def test_sigkill_at_random_moments_in_every_phase(make_bundle, tmp_path):
     report = "\n".join(f"  {n} x {phase}" for phase, n in sorted(landed.items()))
     print(
         f"\n{sum(landed.values())} kills landed ({n_tiles} tiles, "
-        f"{clean_s:.1f} s from planning to the end of a clean run):\n"
+        f"a clean run: {tiles_s:.1f} s of tiles after planning, {products_s:.1f} s of products):\n"
         f"{report}\n  not landed: {missed or 'none'}"
     )
     assert sum(landed.values()) >= 10, report
