@@ -13,6 +13,7 @@ help:
 	@echo "make bench  throughput and read amplification (bench/throughput.py)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
+	@echo "make welllog-model  retrain the well-log digitiser and rebuild models/welllog-demo"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,3 +55,8 @@ model: $(STAMP)
 
 clean:
 	rm -rf $(DEMO) build .pytest_cache .ruff_cache
+
+.PHONY: welllog-model
+welllog-model: $(STAMP)
+	$(BIN)/python scripts/train_welllog_model.py --out build/train/welllog-demo
+	$(BIN)/tilecast bundle create build/train/welllog-demo --out models/welllog-demo --overwrite

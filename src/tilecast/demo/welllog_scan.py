@@ -61,7 +61,7 @@ SOURCE_STEP = {"ft": 0.5, "m": 0.1524}
 DEPTH_LINE_STEPS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)  # candidate minor depth-line spacings
 
 # Curve slot styles: (ink grey level, half width in px). Slot 1 is thin and dark.
-SLOT_STYLES = ((28.0, 1.0), (105.0, 2.0))
+SLOT_STYLES = ((20.0, 1.0), (115.0, 2.5))
 
 
 @dataclass(frozen=True)
@@ -240,7 +240,7 @@ def _draw_text(
     font = ImageFont.load_default(size=int(rng.integers(11, 16)))
     sheet = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), mode="L")
     draw = ImageDraw.Draw(sheet)
-    ink = int(rng.integers(40, 90))
+    ink = int(rng.integers(60, 110))
     label_row = int(rng.integers(4, 24))
     per_column = depth[1] - depth[0]
     major = depth_line * MINOR_PER_MAJOR * 2
@@ -336,13 +336,13 @@ def generate_scan(
     minor, major = _grid_lines(
         sheet_rows, (height - 1) / GRID_DIVISIONS, major_every=MINOR_PER_MAJOR
     )
-    image -= np.float32(r_paper.uniform(35, 60)) * minor + np.float32(70) * major
+    image -= np.float32(r_paper.uniform(20, 35)) * minor + np.float32(35) * major
     depth_coord = (depth / abs(per_column)).astype(np.float32)[None, :]  # in columns
     lean = np.float32(r_layout.uniform(-0.8, 0.8) / height)
     minor, major = _grid_lines(
         depth_coord + lean * rows, depth_line / abs(per_column), major_every=MINOR_PER_MAJOR
     )
-    image -= np.float32(r_paper.uniform(35, 60)) * minor + np.float32(70) * major
+    image -= np.float32(r_paper.uniform(20, 35)) * minor + np.float32(35) * major
     del minor, major, sheet_rows, depth_coord
     _draw_text(image, r_text, curves=curves, depth=depth, depth_line=depth_line)
 
