@@ -275,3 +275,16 @@ def test_sigkill_at_random_moments_in_every_phase(make_bundle, tmp_path):
 
     # nothing half-written is visible, and the killed writers' temporaries are gone
     assert hidden(out) == [], "temporaries left by killed runs were not cleaned"
+
+
+def test_kill_points_are_a_no_op_unless_asked_and_refuse_a_malformed_setting(monkeypatch):
+    from tilecast.run import killpoints
+
+    monkeypatch.delenv(ENV, raising=False)
+    killpoints.reached("read.tile")  # nothing set: returns
+    monkeypatch.setenv(ENV, "merge.block:1")
+    killpoints.reached("read.tile")  # another point: returns
+    for bad in ("merge.block", "merge.block:0", ":3", "merge.block:x"):
+        monkeypatch.setenv(ENV, bad)
+        with pytest.raises(ValueError, match=f"{ENV} must be NAME:N with N >= 1"):
+            killpoints.reached("merge.block")
