@@ -44,7 +44,7 @@ from rasterio.windows import Window as RioWindow
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
 from tilecast.io.raster import grid_of
-from tilecast.io.storage import atomic_local_path, is_local, local_path
+from tilecast.io.storage import atomic_local_path, is_local, local_path, remove_temporaries
 from tilecast.io.vsi import open_raster
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "read_header",
     "read_tile_window",
     "region_arrays",
+    "remove_leftovers",
     "scratch_directory",
     "sha256_file",
 ]
@@ -437,3 +438,17 @@ def _vrt_xml(
         ET.SubElement(overview, "SourceFilename", relativeToVRT="0").text = str(level)
         ET.SubElement(overview, "SourceBand").text = "1"
     return ET.tostring(root, encoding="unicode")
+
+
+def remove_leftovers(directory: str | os.PathLike[str]) -> int:
+    """Delete what killed merges left in ``directory``: hidden scratch directories and
+    temporary COGs (``.{name}.*``); returns how many were removed. Neither is ever visible as
+    an output, but they would pile up over restarts."""
+    removed = remove_temporaries(directory)
+    if not is_local(directory) or not local_path(directory).is_dir():
+        return removed
+    for path in local_path(directory).glob(".merge-scratch-*"):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed

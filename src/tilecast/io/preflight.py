@@ -42,9 +42,7 @@ def check_writable(uri: str | os.PathLike[str]) -> None:
     an error.
     """
     text = os.fspath(uri).rstrip("/")
-    if storage.is_local(text) and storage.local_path(text).is_dir():
-        for stale in storage.local_path(text).glob(f".{PROBE_PREFIX}*"):  # a killed probe
-            stale.unlink(missing_ok=True)
+    storage.remove_temporaries(text)  # what killed writers left here (probes, _SUCCESS)
     probe = storage.join(text, f"{PROBE_PREFIX}{uuid.uuid4().hex[:12]}")
     storage.write_bytes(probe, b"tilecast can write here\n")
     try:

@@ -19,7 +19,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid
-from tilecast.io.storage import atomic_local_path
+from tilecast.io.storage import atomic_local_path, write_bytes
 from tilecast.io.vsi import open_raster
 
 
@@ -168,9 +168,13 @@ def write_raster(
         profile["interleave"] = "pixel"
     import warnings
 
-    with atomic_local_path(uri, suffix=".tif") as tmp, warnings.catch_warnings():
+    from rasterio.io import MemoryFile
+
+    # GDAL encodes in memory; the bytes reach the file through storage.write_bytes, which
+    # raises on a full disk (GDAL only logs a failed flush, leaving a truncated file behind)
+    with MemoryFile() as mem, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(tmp, "w", **profile) as dst:
+        with mem.open(**profile) as dst:
             dst.write(array)
             if tags:
                 dst.update_tags(**{k: str(v) for k, v in tags.items()})
@@ -178,7 +182,9 @@ def write_raster(
                 dst.set_band_description(i, desc)
             if channel_order:
                 dst.colorinterp = colorinterp_for(channel_order, count)
-        return hashlib.sha256(tmp.read_bytes()).hexdigest()
+        data = bytes(mem.getbuffer())
+    write_bytes(uri, data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_cog(

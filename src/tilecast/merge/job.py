@@ -141,6 +141,8 @@ def merge_output(
     if not groups:
         raise MergeInputError(f"the run logs of {output} record no done tile to merge")
     _check_files(output, [t for ids in groups.values() for t in ids])
+    if removed := mosaic_files.remove_leftovers(storage.join(output, "merged")):
+        log.info("removed %d temporary file(s) left by an interrupted merge", removed)
     log.info(
         "merging %d region(s) of %s with threshold %s: %s",
         len(groups),

@@ -65,6 +65,7 @@ from tilecast.merge.maxmerge import (
     threshold_mask,
 )
 from tilecast.merge.overviews import get_reducer, overview_shapes
+from tilecast.run import killpoints
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 
 __all__ = [
@@ -227,10 +228,12 @@ def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndar
         tile.uri, window.relative_to(local), grid=window_grid(plan.grid, local), nodata=PROB_NODATA
     )
     check_tile_values(data[0], data[1], tile_id=tile.tile_id)
+    killpoints.reached("merge.tile")
     return data[0], data[1]
 
 
 def _write_block(ctx: _Context, window: Window, prob: np.ndarray, scale: np.ndarray) -> None:
+    killpoints.reached("merge.block")
     ctx.writer.write(
         window, {"prob": prob, "scale": scale, "binary": threshold_mask(prob, ctx.threshold)}
     )

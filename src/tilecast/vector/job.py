@@ -32,6 +32,7 @@ from tilecast.grid import PixelGrid, Window, snap_bbox
 from tilecast.io import storage
 from tilecast.io.mosaic_reader import MosaicReader, open_mosaic, read_grid
 from tilecast.io.vector import write_polygon_layer
+from tilecast.run import killpoints
 from tilecast.run.runlogs import RunLogs, read_run_logs
 from tilecast.vector.attributes import (
     PolygonRecord,
@@ -309,6 +310,7 @@ def vectorize_output(
     ``threshold`` (for ``tile_ids``) defaults to the one the run logs record.
     """
     merged = storage.join(output, "merged")
+    storage.remove_temporaries(storage.join(output, "vectors"))  # a killed run's
     files = set(storage.list_files(merged))
     available = sorted(m["region"] for f in files if (m := _BINARY.fullmatch(f)))
     if regions is None:
@@ -327,6 +329,7 @@ def vectorize_output(
     per_region: dict[str, int] = {}
     crs: str | None = None
     for region in selected:
+        killpoints.reached("vector.region")
         uris = {}
         for kind in ("binary", "prob", "scale"):
             name = f"region_{region}_{kind}.tif"
@@ -354,6 +357,7 @@ def vectorize_output(
         records.extend(found)
     records = [replace(r, rts_id=i) for i, r in enumerate(records, start=1)]
     uri = storage.join(output, PREDICTIONS_PATH)
+    killpoints.reached("vector.write")
     write_predictions(records, uri, crs=crs or "EPSG:3413")
     return VectorizeResult(
         n_polygons=len(records),

@@ -212,6 +212,7 @@ class RtsJob:
     def _drop_missing_files(self, record: CompletedTiles) -> CompletedTiles:
         tiles_dir = storage.join(self.output, "tiles")
         stale = storage.remove_temporaries(tiles_dir)
+        stale += storage.remove_temporaries(storage.join(self.output, "logs"))  # run log, lease
         if stale:
             log.info("removed %d temporary file(s) left by an interrupted run", stale)
         present = set(storage.list_files(tiles_dir)) if storage.exists(tiles_dir) else set()
