@@ -74,6 +74,15 @@ def test_centre_is_the_probability_weighted_centroid_of_the_heaviest_run() -> No
     assert np.isnan(rows[2])
 
 
+def test_a_heavier_stray_mark_off_the_curve_loses_to_the_run_on_its_track() -> None:
+    prob = np.zeros((100, 40), dtype=np.float64)
+    prob[49:52, :] = [[0.6], [1.0], [0.6]]  # the curve, centre row 50
+    prob[5:20, 17] = 1.0  # a text stroke: heavier (15) than the curve's run (2.2)
+    prob[5:20, 30:32] = 1.0  # two neighbouring columns of it
+    rows = centre_rows(prob, np.ones_like(prob, bool), threshold=0.5)
+    assert np.allclose(rows, 50.0)
+
+
 def test_gaps_stay_gaps_and_are_never_bridged() -> None:
     rows = [50, 50, 50, None, 50, 50, None, None, 50, 50, 50]
     probs = probabilities(rows)

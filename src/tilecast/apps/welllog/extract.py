@@ -4,9 +4,12 @@ Pure numpy. For every curve (model class ``k + 1`` is ``record.curves[k]``):
 
 1. **Centre line per column.** The curve's pixels in a column are the rows whose probability
    is at least ``threshold`` and whose pixel is valid. They form runs; the run with the largest
-   probability mass is the curve, and its probability-weighted centroid row is the centre line.
-   A column with no run is a gap. A column whose chosen run touches a masked (missing) pixel is
-   also a gap: the curve may continue under the mask, so its centre is unknown.
+   probability mass is taken first; the running median of those centres over
+   ``2 * TRACK_HALF_WINDOW + 1`` columns is the curve's track, and in each column the run
+   nearest the track is the curve (a heavier stray mark such as a text stroke loses). The run's
+   probability-weighted centroid row is the centre line. A column with no run is a gap. A
+   column whose chosen run touches a masked (missing) pixel is also a gap: the curve may
+   continue under the mask, so its centre is unknown.
 2. **Row to value, column to depth** with :mod:`tilecast.apps.welllog.axes` (the track spans
    the full height, ``left`` at the last row, ``right`` at row 0; column 0 is ``top_depth``).
 3. **Regular depth step.** Depths ``top_depth + i * step`` up to ``bottom_depth``; the centre
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 WIDTH_BAND = (3200, 12800)
 HEIGHT_BAND = (480, 640)
 DEFAULT_THRESHOLD = 0.5
+TRACK_HALF_WINDOW = 15  # columns each side for the running median that follows the curve
 
 
 def check_scan_size(height: int, width: int, *, where: str = "scan") -> bool:
@@ -84,17 +88,38 @@ def centre_rows(
     mass_sum = np.concatenate([zero, np.cumsum(prob_t, axis=1)], axis=1)
     moment_sum = np.concatenate([zero, np.cumsum(prob_t * np.arange(height), axis=1)], axis=1)
     mass = mass_sum[cols, ends] - mass_sum[cols, starts]
-    moment = moment_sum[cols, ends] - moment_sum[cols, starts]
-    order = np.lexsort((-mass, cols))  # per column, the heaviest run first
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = cols[order][1:] != cols[order][:-1]
-    best = order[first]
+    centre = (moment_sum[cols, ends] - moment_sum[cols, starts]) / mass
+    # pass 1: the heaviest run of each column; its running median is the curve's track
+    heaviest = np.full(width, np.nan)
+    best = _first_per_column(cols, np.lexsort((-mass, cols)))
+    heaviest[cols[best]] = centre[best]
+    track = running_median(heaviest, half_window=TRACK_HALF_WINDOW)
+    # pass 2: the run nearest the track (a heavier stray mark elsewhere loses), ties by mass
+    distance = np.abs(centre - track[cols])
+    distance = np.where(np.isnan(distance), 0.0, distance)
+    best = _first_per_column(cols, np.lexsort((-mass, distance, cols)))
     c, s, e = cols[best], starts[best], ends[best]
     above_masked = (s > 0) & ~valid_t[c, np.maximum(s - 1, 0)]
     below_masked = (e < height) & ~valid_t[c, np.minimum(e, height - 1)]
     keep = ~(above_masked | below_masked)
-    rows[c[keep]] = moment[best][keep] / mass[best][keep]
+    rows[c[keep]] = centre[best][keep]
     return rows
+
+
+def _first_per_column(cols: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Indices of the first run of each column in ``order`` (which is sorted by column)."""
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = cols[order][1:] != cols[order][:-1]
+    return order[first]
+
+
+def running_median(values: np.ndarray, *, half_window: int) -> np.ndarray:
+    """Median of the non-NaN values within ``half_window`` columns; NaN where there are none."""
+    padded = np.pad(values, half_window, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_window + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
+        return np.nanmedian(windows, axis=1)
 
 
 def regular_depths(record: ScanRecord, width: int, step: float | None) -> tuple[np.ndarray, float]:
