@@ -13,7 +13,7 @@ help:
 	@echo "make bench  throughput and read amplification (bench/throughput.py)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
-	@echo "make welllog-model  retrain the well-log digitiser and rebuild models/welllog-demo"
+	@echo "make welllog-model  retrain the well-log digitiser, rebuild models/welllog-demo (3-8 minutes)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
