@@ -20,7 +20,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid
 from tilecast.io.storage import atomic_local_path, write_bytes
-from tilecast.io.vsi import open_raster
+from tilecast.io.vsi import open_raster, without_credentials
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def write_raster(
 
     # GDAL encodes in memory; the bytes reach the file through storage.write_bytes, which
     # raises on a full disk (GDAL only logs a failed flush, leaving a truncated file behind)
-    with MemoryFile() as mem, warnings.catch_warnings():
+    with without_credentials(), MemoryFile() as mem, warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with mem.open(**profile) as dst:
             dst.write(array)
@@ -207,7 +207,7 @@ def write_cog(
 
     profile = gtiff_profile(array, georef=georef, nodata=nodata)
     count = array.shape[0]
-    with MemoryFile() as mem, mem.open(**profile) as tmp_ds:
+    with without_credentials(), MemoryFile() as mem, mem.open(**profile) as tmp_ds:
         tmp_ds.write(array)
         if channel_order:
             tmp_ds.colorinterp = colorinterp_for(channel_order, count)

@@ -185,3 +185,14 @@ def _gdal_url(uri: str) -> str:
     if uri.lower().startswith("gcs://"):
         return "gs://" + uri[len("gcs://") :]
     return uri
+
+
+def without_credentials() -> Any:
+    """A rasterio environment for work that opens no remote file (in-memory rasters, masks).
+
+    Outside any environment rasterio builds a boto3 session for every such call whenever AWS
+    keys are in the environment: milliseconds each, minutes over a region's polygons.
+    """
+    from rasterio.session import DummySession
+
+    return rasterio.Env(session=DummySession())

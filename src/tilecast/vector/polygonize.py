@@ -45,6 +45,7 @@ from shapely.geometry.base import BaseGeometry
 
 from tilecast.errors import InputError
 from tilecast.grid import PixelGrid, Window
+from tilecast.io.vsi import without_credentials
 
 __all__ = ["BinaryRaster", "block_windows", "polygonize_blocks", "to_multipolygon"]
 
@@ -139,7 +140,9 @@ def _finish(pieces: list[BaseGeometry], grid: PixelGrid) -> MultiPolygon:
 def _block_pieces(mask: np.ndarray, window: Window) -> Iterator[BaseGeometry]:
     """The 8-connected components of ``mask`` as valid geometries in full-raster pixel space."""
     transform = Affine(1.0, 0.0, float(window.col), 0.0, 1.0, float(window.row))
-    for geojson, _ in shapes(mask.view(np.uint8), mask=mask, connectivity=8, transform=transform):
+    with without_credentials():
+        found = list(shapes(mask.view(np.uint8), mask=mask, connectivity=8, transform=transform))
+    for geojson, _ in found:
         # GDAL's 8-connected rings may touch themselves at a corner: make them OGC-valid
         yield shapely.make_valid(shape(geojson))
 
