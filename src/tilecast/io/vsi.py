@@ -113,7 +113,8 @@ def open_raster(uri: str, **kwargs: Any) -> Any:
     ``rasterio.open`` raises (``RasterioIOError``), so callers word their own errors.
     """
     if not is_remote(uri):
-        return rasterio.open(uri, **kwargs)
+        with without_credentials():
+            return rasterio.open(uri, **kwargs)
     if _scheme(uri) in ("s3", "gs") and read_way() == "fsspec":
         from tilecast.io import remote
 
