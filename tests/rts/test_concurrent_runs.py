@@ -25,7 +25,8 @@ def test_a_second_run_on_a_busy_output_is_refused(make_bundle, tmp_path):
     bundle = make_bundle("export")
     image = smooth_rgb(3, 256, 256)
     basemap = write_quad_basemap(tmp_path / "basemap", image, quad=128)
-    tiles = tiles_for(image, tile_size=64, stride=32)
+    # enough tiles that the first run is still going when the second has loaded its bundle
+    tiles = tiles_for(image, tile_size=64, stride=16)
     RtsJob(make_config(bundle=bundle, basemap=basemap, out=tmp_path / "single"), tiles).run()
     reference = tile_hashes(tmp_path / "single")
 
