@@ -13,6 +13,7 @@ help:
 	@echo "make bench  throughput and read amplification (bench/throughput.py)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
+	@echo "make welllog-demo   three synthetic log scans through tilecast welllog run, scored from the LAS it wrote"
 	@echo "make welllog-model  retrain the well-log digitiser, rebuild models/welllog-demo (3-8 minutes)"
 
 $(STAMP): pyproject.toml
@@ -56,7 +57,13 @@ model: $(STAMP)
 clean:
 	rm -rf $(DEMO) build .pytest_cache .ruff_cache
 
-.PHONY: welllog-model
+.PHONY: welllog-demo welllog-model
+# Three held-out synthetic scans through the batch job, scored from the LAS files it wrote.
+welllog-demo: $(STAMP)
+	$(BIN)/python scripts/make_welllog_scans.py --out $(DEMO)/welllog --count 3 --seed 50100
+	$(BIN)/tilecast welllog run --scans $(DEMO)/welllog/manifest.csv --bundle models/welllog-demo --out $(DEMO)/welllog/out
+	$(BIN)/python scripts/score_welllog.py --scans $(DEMO)/welllog --written $(DEMO)/welllog/out
+
 welllog-model: $(STAMP)
 	$(BIN)/python scripts/train_welllog_model.py --out build/train/welllog-demo
 	$(BIN)/tilecast bundle create build/train/welllog-demo --out models/welllog-demo --overwrite
