@@ -117,9 +117,13 @@ def running_median(values: np.ndarray, *, half_window: int) -> np.ndarray:
     """Median of the non-NaN values within ``half_window`` columns; NaN where there are none."""
     padded = np.pad(values, half_window, constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half_window + 1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN
-        return np.nanmedian(windows, axis=1)
+    # only windows holding a value go to nanmedian: an all-NaN one would warn, and
+    # catch_warnings is not thread-safe (the service digitises on several threads)
+    out = np.full(values.shape, np.nan)
+    some = ~np.all(np.isnan(windows), axis=1)
+    if some.any():
+        out[some] = np.nanmedian(windows[some], axis=1)
+    return out
 
 
 def regular_depths(record: ScanRecord, width: int, step: float | None) -> tuple[np.ndarray, float]:
