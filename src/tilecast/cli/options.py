@@ -26,6 +26,11 @@ def setup_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s"
     )
+    # the AWS clients say "Found credentials in environment variables" at INFO for every
+    # session GDAL and rasterio make (hundreds per run): only with -vv
+    quiet = logging.WARNING if verbosity < 2 else logging.DEBUG
+    for name in ("botocore.credentials", "aiobotocore.credentials"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def reports_errors(fn: F) -> F:
