@@ -24,23 +24,10 @@ import os
 
 from affine import Affine
 
+from tilecast.apps.welllog.manifest import COLUMNS
 from tilecast.demo.welllog_scan import MISSING_PIXEL, generate_scan, truth_to_bytes
 from tilecast.io import storage
 from tilecast.io.raster import Georef, write_raster
-
-MANIFEST_COLUMNS = [
-    "scan_uri",
-    "uwi",
-    "scan_id",
-    "top_depth",
-    "bottom_depth",
-    "depth_unit",
-    "curve",
-    "unit",
-    "left",
-    "right",
-    "scale",
-]
 
 
 def parse_args() -> argparse.Namespace:
@@ -98,7 +85,7 @@ def main() -> None:
             f"{record.bottom_depth:g} {record.depth_unit}, {missing} missing pixels"
         )
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     storage.write_bytes(storage.join(out, "manifest.csv"), text.getvalue().encode())

@@ -31,11 +31,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +45,7 @@ import yaml
 from tilecast.demo.metrics import label_components, object_scores, pixel_iou
 from tilecast.demo.scene import SyntheticScene, generate_scene
 from tilecast.models import build_model
+from training_layout import make_deterministic, save_checkpoint, write_atomic
 
 MODEL_NAME = "rts-demo"
 MODEL_VERSION = "0.1.0"
@@ -93,12 +91,6 @@ def parse_args() -> argparse.Namespace:
     if args.steps < 1:
         parser.error(f"--steps must be positive, {args.steps} is given")
     return args
-
-
-def make_deterministic(seed: int) -> None:
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(2)
 
 
 def nodata_mask(image: np.ndarray) -> np.ndarray:
@@ -291,19 +283,6 @@ def calibrate_threshold(prob: np.ndarray, truth: np.ndarray, *, beta: float = 0.
     return best
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_preview(path: Path, scene: SyntheticScene, prob: np.ndarray, threshold: float) -> None:
     """RGB with truth outlines in magenta and predicted outlines in cyan (side by side)."""
     from PIL import Image
@@ -373,17 +352,9 @@ def main() -> None:
     test_iou = pixel_iou(test_pred, test.truth == 1, ignore=ignore)
     objects = object_scores(test_pred, test.truth == 1, iou_threshold=0.5, ignore=ignore)
 
-    buffer = io.BytesIO()  # in memory, so the archive's inner name does not vary with the path
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "step": args.steps,
-            "architecture": {"name": ARCHITECTURE, "params": model.config},
-        },
-        buffer,
+    weights = save_checkpoint(
+        out / "best_model.pth", model, steps=args.steps, architecture=ARCHITECTURE
     )
-    weights = buffer.getvalue()
-    write_atomic(out / "best_model.pth", weights)
     norm = {
         "mean": [float(v) for v in stats.mean],
         "std": [float(v) for v in stats.std],

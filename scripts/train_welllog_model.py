@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,6 +47,7 @@ import yaml
 
 from tilecast.demo.welllog_scan import MASK_MISSING, MISSING_PIXEL, SyntheticScan, generate_scan
 from tilecast.models import build_model
+from training_layout import make_deterministic, save_checkpoint, write_atomic
 
 MODEL_NAME = "welllog-demo"
 MODEL_VERSION = "0.1.0"
@@ -83,12 +81,6 @@ def parse_args() -> argparse.Namespace:
     if args.steps < 1:
         parser.error(f"--steps must be positive, {args.steps} is given")
     return args
-
-
-def make_deterministic(seed: int) -> None:
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(2)
 
 
 def pixel_stats(scans: list[SyntheticScan]) -> tuple[float, float]:
@@ -152,19 +144,6 @@ def learning_rate(step: int, steps: int) -> float:
         return LR * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return LR * (0.03 + 0.97 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; these files are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 GOLDEN_SHAPE = (224, 256)  # multiples of 32: no padding convention needed
@@ -254,17 +233,9 @@ def main() -> None:
     validation = generate_scan(GOLDEN_SEED + 1, width=3200, n_curves=2)
     iou = curve_iou(model, validation, mean, std)
 
-    buffer = io.BytesIO()  # in memory, so the archive's inner name does not vary with the path
-    torch.save(
-        {
-            "state_dict": model.state_dict(),
-            "step": args.steps,
-            "architecture": {"name": ARCHITECTURE, "params": model.config},
-        },
-        buffer,
+    weights = save_checkpoint(
+        out / "best_model.pth", model, steps=args.steps, architecture=ARCHITECTURE
     )
-    weights = buffer.getvalue()
-    write_atomic(out / "best_model.pth", weights)
     norm = {
         "mean": [mean],
         "std": [std],

@@ -25,6 +25,15 @@ from urllib.parse import urlsplit
 
 FAULTS = ("503", "500", "429", "reset", "reset_after", "stall")
 
+# What the fault tests run with: a quarter of requests fail, and retries short enough for tests.
+FAULT_RATE = 0.25
+RETRY_ENV = {
+    "TILECAST_STORAGE_RETRY_ATTEMPTS": "12",
+    "TILECAST_STORAGE_RETRY_BASE_S": "0.05",
+    "TILECAST_STORAGE_RETRY_CAP_S": "0.5",
+    "TILECAST_STORAGE_TIMEOUT_S": "1.5",
+}
+
 # A rule looks at (method, path with query, body) and returns a fault name, an HTTP status, or
 # None to leave the request to chance.
 Rule = Callable[[str, str, bytes], "str | int | None"]

@@ -14,18 +14,11 @@ import re
 import threading
 
 import pytest
-from fault_proxy import FaultProxy, proxied
+from fault_proxy import FAULT_RATE, RETRY_ENV, FaultProxy, proxied
 
 from tilecast.errors import StorageError
 from tilecast.io import storage
 
-FAULT_RATE = 0.25
-RETRY_ENV = {
-    "TILECAST_STORAGE_RETRY_ATTEMPTS": "12",
-    "TILECAST_STORAGE_RETRY_BASE_S": "0.05",
-    "TILECAST_STORAGE_RETRY_CAP_S": "0.5",
-    "TILECAST_STORAGE_TIMEOUT_S": "1.5",
-}
 RETRY_MESSAGE = re.compile(r"transient failure on try (\d+) of")
 
 log = logging.getLogger(__name__)

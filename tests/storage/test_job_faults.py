@@ -19,7 +19,7 @@ import pytest
 import rasterio
 import yaml
 from click.testing import CliRunner
-from fault_proxy import FaultProxy, proxied
+from fault_proxy import FAULT_RATE, RETRY_ENV, FaultProxy, proxied
 from rasterio.io import MemoryFile
 
 from rts.rts_support import make_config, smooth_rgb, tiles_for, write_quad_basemap
@@ -31,13 +31,6 @@ from tilecast.io import storage
 
 pytestmark = pytest.mark.slow
 
-FAULT_RATE = 0.25
-RETRY_ENV = {
-    "TILECAST_STORAGE_RETRY_ATTEMPTS": "12",
-    "TILECAST_STORAGE_RETRY_BASE_S": "0.05",
-    "TILECAST_STORAGE_RETRY_CAP_S": "0.5",
-    "TILECAST_STORAGE_TIMEOUT_S": "1.5",
-}
 RETRY_MESSAGE = re.compile(r"^(\w+) .*transient failure on try (\d+) of")
 
 log = logging.getLogger(__name__)
