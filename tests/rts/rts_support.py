@@ -71,35 +71,44 @@ COORD_SCALE = 4096.0
 
 
 class Echo(torch.nn.Module):
-    """Returns one input channel / 4096: an output pixel says which source pixel it came from."""
+    """Returns one input channel / ``scale``: an output pixel says which source pixel it came from."""
 
     alignment = 32
 
-    def __init__(self, channel: int) -> None:
+    def __init__(self, channel: int, scale: float = COORD_SCALE) -> None:
         super().__init__()
         self.channel = channel
+        self.scale = scale
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, self.channel : self.channel + 1] / COORD_SCALE
+        return x[:, self.channel : self.channel + 1] / self.scale
 
 
-def echo_bundle(out: Path, *, channel: int) -> Path:
+def echo_bundle(
+    out: Path,
+    *,
+    channel: int,
+    dtype: str = "uint16",
+    input_range: tuple[float, float] = (0, 65535),
+    scale: float = COORD_SCALE,
+) -> Path:
+    """A bundle of :class:`Echo` for 3-band rasters of ``dtype`` (raw values, no normalisation)."""
     draft = ContractDraft(
         name=f"echo-{channel}",
         version="1",
         input=InputSpec(
             channels=3,
             channel_order="RGB",
-            dtype="uint16",
+            dtype=dtype,
             value_scaling="raw",
-            input_range=(0, 65535),
+            input_range=input_range,
         ),
         postprocessing=Postprocessing(activation="none", labels=("coordinate",), threshold=0.5),
     )
     stats = json.dumps(
         {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "dataset_version": "echo"}
     ).encode()
-    create_bundle(Echo(channel), draft, stats_bytes=stats, out=out)
+    create_bundle(Echo(channel, scale), draft, stats_bytes=stats, out=out)
     return out
 
 

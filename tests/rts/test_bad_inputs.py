@@ -48,10 +48,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-import torch
 from rts_support import (
     ORIGIN,
     RES,
+    echo_bundle,
     make_config,
     smooth_rgb,
     tile_hashes,
@@ -61,8 +61,6 @@ from rts_support import (
 
 from tilecast.apps.rts.config import RtsConfig
 from tilecast.apps.rts.job import RtsJob
-from tilecast.bundle import ContractDraft, create_bundle
-from tilecast.bundle.contract import InputSpec, Postprocessing
 from tilecast.errors import BundleError, InputError, StorageError
 from tilecast.grid import Tile
 
@@ -148,33 +146,11 @@ def test_quad_whose_pixels_cannot_be_decoded_skips_its_tiles_counted_and_retried
     assert run_log(out)["skipped_reasons"] == {}
 
 
-class Echo(torch.nn.Module):
-    """Channel 1 of the input / 1000: an output pixel shows the input pixel it came from."""
-
-    alignment = 32
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x[:, 1:2] / 1000.0
-
-
 @pytest.fixture(scope="module")
 def float_bundle(tmp_path_factory) -> Path:
-    draft = ContractDraft(
-        name="echo-float",
-        version="1",
-        input=InputSpec(
-            channels=3,
-            channel_order="RGB",
-            dtype="float32",
-            value_scaling="raw",
-            input_range=(0.0, 1000.0),
-        ),
-        postprocessing=Postprocessing(activation="none", labels=("value",), threshold=0.5),
-    )
-    stats = json.dumps({"mean": [0.0] * 3, "std": [1.0] * 3, "dataset_version": "f"}).encode()
+    """Channel 1 of a float32 input / 1000: an output pixel shows the input pixel it came from."""
     out = tmp_path_factory.mktemp("float-bundle") / "echo"
-    create_bundle(Echo(), draft, stats_bytes=stats, out=out)
-    return out
+    return echo_bundle(out, channel=1, dtype="float32", input_range=(0.0, 1000.0), scale=1000.0)
 
 
 @pytest.mark.parametrize("nodata", [None, float("nan")], ids=["nodata-unset", "nodata-nan"])
