@@ -64,7 +64,8 @@ def test_predict_writes_a_georeferenced_probability_raster(make_bundle, tmp_path
     write_scene(tmp_path / "scene.tif")
     out = run("predict", make_bundle(), tmp_path / "scene.tif", tmp_path / "prob.tif")
     assert out.exit_code == 0, out.output
-    assert "(3, 70, 90)" in out.output and "(1, 70, 90)" in out.output
+    assert "90 x 70 px, 3 band(s) RGB" in out.output  # width x height
+    assert "90 x 70 px float32, NoData -1" in out.output
     with rasterio.open(tmp_path / "scene.tif") as src, rasterio.open(tmp_path / "prob.tif") as dst:
         assert dst.crs == src.crs and dst.transform == src.transform
         assert (dst.count, dst.height, dst.width) == (1, 70, 90)
@@ -93,7 +94,7 @@ def test_predict_png_without_georeferencing(make_bundle, tmp_path):
         (("bundle", "verify", "{tmp}"), "no manifest.json"),
         (
             ("predict", "{bundle}", "{tmp}/scene.tif", "{tmp}/o.tif", "--channel-order", "RGBN"),
-            "names 4 channels",
+            "channel order 'RGBN' names 4 band(s), the raster has 3 band(s) (red, green, blue)",
         ),
     ],
 )

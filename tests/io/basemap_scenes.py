@@ -142,7 +142,7 @@ def _paint(quads: list[tuple[int, Window, np.ndarray]]) -> tuple[np.ndarray, np.
     truth = np.full((3, BASE_H, BASE_W), NODATA, np.uint16)
     valid = np.zeros((BASE_H, BASE_W), bool)
     for _, fp, data in quads:
-        ok = (data != NODATA).all(axis=0) & ~valid[fp.slices]
+        ok = ~(data == NODATA).all(axis=0) & ~valid[fp.slices]  # GDAL: NoData in every band
         view = truth[:, fp.slices[0], fp.slices[1]]
         view[:, ok] = data[:, ok]
         valid[fp.slices] |= ok
@@ -185,11 +185,13 @@ def file_scene(tmp_path_factory: pytest.TempPathFactory) -> Scene:
     fp = Window(0, 0, 700, 900)
     data = quad_pixels(0, fp, margin=0)
     data[:, 100:110, 200:230] = NODATA  # a NoData patch inside
-    data[0, 300:305, 600:640] = NODATA  # NoData in one band only: invalid too
+    data[0, 300:305, 600:640] = NODATA  # NoData in one band only: valid data (GDAL's rule)
     write_quad(root / "basemap.tif", data, transform=quad_transform(fp))
     truth = np.full((3, BASE_H, BASE_W), NODATA, np.uint16)
     valid = np.zeros((BASE_H, BASE_W), bool)
     truth[:, :700, :900] = data
-    valid[:700, :900] = (data != NODATA).all(axis=0)
+    with rasterio.open(root / "basemap.tif") as src:  # GDAL's own dataset mask is the truth
+        valid[:700, :900] = src.dataset_mask() > 0
+    assert valid[300:305, 600:640].all() and not valid[100:110, 200:230].any()
     truth[:, ~valid] = NODATA
     return Scene(root / "basemap.tif", truth, valid, (fp,))

@@ -42,7 +42,6 @@ def dirty_images(draw: st.DrawFn, dtype: type = np.float32):
     w = draw(st.integers(1, 12))
     seed = draw(st.integers(0, 2**32 - 1))
     image = np.random.default_rng(seed).uniform(-100, 100, size=(c, h, w)).astype(dtype)
-    placed: dict[tuple[int, int], list[str]] = {}
     n = draw(st.integers(0, c * h * w))
     for _ in range(n):
         ci, y, x = (
@@ -52,28 +51,36 @@ def dirty_images(draw: st.DrawFn, dtype: type = np.float32):
         )
         kind = draw(st.sampled_from(ORDER))
         image[ci, y, x] = KINDS[kind]
-    # Recompute from the final image: a later placement may overwrite an earlier one.
-    for ci in range(c):
-        for y in range(h):
-            for x in range(w):
-                v = float(image[ci, y, x])
-                for kind, s in KINDS.items():
-                    if (math.isnan(s) and math.isnan(v)) or v == s:
-                        placed.setdefault((y, x), []).append(kind)
-    return image, placed
+    return image, placed_in(image)
+
+
+def placed_in(image: np.ndarray) -> dict[tuple[int, int], list[str]]:
+    """{(y, x): reasons that invalidate the pixel}, recomputed from the final image (a later
+    placement may overwrite an earlier one). NoData counts only where every channel holds it
+    (GDAL's rule); every other sentinel in any channel."""
+    planes = image if image.ndim == 3 else image[np.newaxis]
+    c, h, w = planes.shape
+    placed: dict[tuple[int, int], list[str]] = {}
+    for y in range(h):
+        for x in range(w):
+            kinds = []
+            for kind in ORDER:
+                hits = [_matches(float(planes[ci, y, x]), kind) for ci in range(c)]
+                if all(hits) if kind == "nodata" else any(hits):
+                    kinds.append(kind)
+            if kinds:
+                placed[(y, x)] = kinds
+    return placed
 
 
 @settings(max_examples=150, deadline=None)
 @given(case=dirty_images(), dtype=st.sampled_from([np.float32, np.float64]), planar=st.booleans())
 def test_mask_is_false_exactly_at_sentinels(case, dtype, planar: bool) -> None:
-    image, placed = case
+    image, _ = case
     image = image.astype(dtype)
     if planar:  # an (H, W) image: keep channel 0 only
         image = image[0]
-        placed = {
-            yx: [k for k in kinds if _matches(float(image[yx]), k)] for yx, kinds in placed.items()
-        }
-        placed = {yx: kinds for yx, kinds in placed.items() if kinds}
+    placed = placed_in(image)  # in the dtype's own precision
     result = guard_pixels(image, nodata=NODATA)
     h, w = image.shape[-2:]
     expected_valid = np.ones((h, w), dtype=bool)
@@ -106,10 +113,13 @@ def test_first_reason_wins_and_counts_sum() -> None:
     )
     result = guard_pixels(image, nodata=7)
     np.testing.assert_array_equal(result.valid, [[True, False, False], [False, False, False]])
-    # (0, 2) holds NaN and -999.25: counted as nan; (1, 2) holds -9999 and nodata: as nodata.
-    assert dict(result.counts) == {"nan": 1, "+inf": 1, "-inf": 1, "nodata": 1, "-999.0": 1}
+    # (0, 2) holds NaN and -999.25: counted as nan; (1, 2) holds -9999 and NoData in one band
+    # only: NoData does not invalidate it (GDAL's rule), -9999 does.
+    assert dict(result.counts) == {"nan": 1, "+inf": 1, "-inf": 1, "-9999.0": 1, "-999.0": 1}
     assert result.counts["nan"] == 1
     assert result.n_invalid == 5 and result.n_valid == 1
+    # NoData in every band: counted as nodata
+    assert dict(guard_pixels(np.full((2, 1, 1), 7, np.float32), nodata=7).counts) == {"nodata": 1}
 
 
 def test_counts_cannot_be_modified() -> None:
@@ -127,7 +137,7 @@ def test_uint8_with_nodata_zero(seed: int, c: int, n_zero: int) -> None:
     flat = rng.integers(0, image.size, size=n_zero)
     image.reshape(-1)[flat] = 0
     result = guard_pixels(image, nodata=0)
-    expected = ~(image == 0).any(axis=0)
+    expected = ~(image == 0).all(axis=0)  # GDAL: invalid only when every band is NoData
     np.testing.assert_array_equal(result.valid, expected)
     assert dict(result.counts) == ({"nodata": int((~expected).sum())} if (~expected).any() else {})
 

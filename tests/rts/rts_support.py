@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+import rasterio
 import torch
 from affine import Affine
 
@@ -21,26 +23,76 @@ RES = 3.0
 
 
 def write_quad_basemap(
-    root: Path, image: np.ndarray, *, quad: int, nodata: float = 0, channel_order: str = "RGB"
+    root: Path,
+    image: np.ndarray,
+    *,
+    quad: int,
+    nodata: float | None = 0,
+    channel_order: str = "RGB",
+    valid: np.ndarray | None = None,
+    mask_as: Literal["alpha", "internal"] = "alpha",
 ) -> Path:
-    """Cut ``image`` into COG quads under ``root`` (quads with no valid pixel are left out)."""
+    """Cut ``image`` into COG quads under ``root`` (quads with no valid pixel are left out).
+
+    With ``valid`` (an (H, W) bool mask), validity is stored as GDAL stores it besides NoData:
+    an alpha band (``mask_as="alpha"``, 255 valid / 0 invalid, colour interpretation alpha)
+    or an internal per-dataset mask band (``"internal"``, tiled GeoTIFFs, no NoData value).
+    """
     root.mkdir(parents=True, exist_ok=True)
     _, h, w = image.shape
     for r in range(0, h, quad):
         for c in range(0, w, quad):
             part = np.ascontiguousarray(image[:, r : r + quad, c : c + quad])
-            if (part == nodata).all():
+            part_valid = None if valid is None else valid[r : r + quad, c : c + quad]
+            if part_valid is not None and not part_valid.any():
+                continue
+            if part_valid is None and (part == nodata).all():
                 continue
             transform = Affine(RES, 0, ORIGIN[0] + c * RES, 0, -RES, ORIGIN[1] - r * RES)
+            path = root / f"quad_{r // quad}_{c // quad}.tif"
+            georef = Georef(crs="EPSG:3413", transform=transform)
+            if part_valid is not None and mask_as == "internal":
+                write_masked_tiff(path, part, georef=georef, valid=part_valid)
+                continue
+            order = channel_order
+            if part_valid is not None:  # alpha
+                alpha = np.where(part_valid, 255, 0).astype(part.dtype)
+                part, order = np.concatenate([part, alpha[None]]), channel_order + "A"
             write_cog(
-                root / f"quad_{r // quad}_{c // quad}.tif",
+                path,
                 part,
-                georef=Georef(crs="EPSG:3413", transform=transform),
+                georef=georef,
                 nodata=nodata,
-                channel_order=channel_order,
+                channel_order=order,
                 blocksize=128,
             )
     return root
+
+
+def write_masked_tiff(path: Path, data: np.ndarray, *, georef: Georef, valid: np.ndarray) -> None:
+    """A tiled RGB GeoTIFF whose validity is an internal per-dataset mask band (no NoData)."""
+    count, height, width = data.shape
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(
+            path,
+            "w",
+            driver="GTiff",
+            width=width,
+            height=height,
+            count=count,
+            dtype=data.dtype.name,
+            crs=georef.crs,
+            transform=georef.transform,
+            tiled=True,
+            blockxsize=128,
+            blockysize=128,
+            compress="deflate",
+            photometric="RGB",
+        ) as dst,
+    ):
+        dst.write(data)
+        dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
 
 
 def grid_for(image: np.ndarray) -> PixelGrid:

@@ -25,6 +25,12 @@ Cases covered elsewhere (not repeated here):
   ``tests/rts/test_job_results.py::test_off_grid_and_wrong_size_tiles_stop_the_run_before_any_read``;
 - all-NoData tile (skipped, counted, logged):
   ``tests/rts/test_job_results.py::test_all_nodata_tiles_are_skipped_counted_and_logged``;
+- a basemap whose validity is an alpha band or an internal mask band (tiles byte-identical to the
+  NoData basemap), dark pixels with one band 0 (data, not NoData), a 4th band named alpha only by
+  ``input.channel_order``, quads mixing 3- and 4-band files (refused, named):
+  ``tests/rts/test_validity.py``; real Landsat crops with NoData 0 and with an alpha band
+  through ``tilecast predict`` (GDAL's ``dataset_mask()`` is the judge):
+  ``tests/cli/test_real_images.py``;
 - missing, wrong or forbidden credentials on a storage call:
   ``tests/storage/test_object_store.py::test_s3_missing_credentials_are_a_clear_error`` and
   the two beside it; here the job's start-up with an s3:// output and no credentials.
@@ -132,17 +138,26 @@ def test_quad_whose_pixels_cannot_be_decoded_skips_its_tiles_counted_and_retried
     with caplog.at_level(logging.WARNING):
         result = RtsJob(config, tiles).run()
     assert (result.n_committed, result.n_skipped) == (12, 4)
+    assert not result.complete and result.not_done == {"basemap pixels unreadable": 4}
     log = run_log(out)
     assert log["skipped_reasons"] == {"basemap pixels unreadable": 4}
-    assert log["status"] == "complete" and log["final_check"]["n_missing"] == 0
+    assert log["status"] == "incomplete" and log["final_check"]["n_missing"] == 0
+    assert log["final_check"]["not_done"] == {"basemap pixels unreadable": 4}
+    assert sorted(log["final_check"]["to_retry"]) == bad
     assert sorted(t for t, e in log["tiles"].items() if e["status"] == "skipped") == bad
-    assert "quad_1_1.tif: cannot read rows" in caplog.text  # the log names the file
+    # the log names the file, the window (width first) and GDAL's own message
+    assert "quad_1_1.tif: block decode failed at cols 0:128, rows 0:128 (128 x 128 px)" in (
+        caplog.text
+    )
+    assert "TIFFReadEncodedTile() failed" in caplog.text
+    assert "See previous exception" not in caplog.text
     assert f"tile {bad[0]} skipped: basemap pixels unreadable" in caplog.text
     assert not [t for t in bad if (out / "tiles" / f"{t}.tif").exists()]
     # the quad repaired, a restart with the same arguments tries those tiles again
     (broken / "quad_1_1.tif").write_bytes(whole)
     again = RtsJob(config, tiles).run()
     assert (again.n_already_done, again.n_committed, again.n_skipped) == (12, 4, 0)
+    assert again.complete and run_log(out)["status"] == "complete"
     assert run_log(out)["skipped_reasons"] == {}
 
 
@@ -326,3 +341,70 @@ def test_s3_output_without_credentials_fails_at_start(make_bundle, rgb, s3_bucke
     message = str(err.value)
     assert "checked at start, before any tile" in message
     assert f"output.path: cannot be written: {out}/" in message and "credentials" in message
+
+
+# -- completeness, as the launching workflow sees it ---------------------------------------------
+
+
+def truncate_after_block_row(cog: Path, target: Path, block_row: int) -> None:
+    """Copy ``cog`` cut at the first internal tile of ``block_row``: the header and every tile
+    above that row decode, the rest fails (COGs store full-resolution tiles last, row by row)."""
+    with rasterio.open(cog) as src:
+        offset = int(src.get_tag_item(f"BLOCK_OFFSET_0_{block_row}", "TIFF", bidx=1))
+    target.write_bytes(cog.read_bytes()[: offset + 10])
+
+
+def test_truncated_cog_ends_incomplete_and_a_rerun_with_it_restored_equals_a_clean_run(
+    make_bundle, tmp_path
+):
+    """The launching workflow trusts ``_SUCCESS`` and the exit status: a run that could not read
+    part of the basemap must give neither, and say what a rerun will do."""
+    import yaml
+    from click.testing import CliRunner
+
+    from tilecast.apps.rts.tilelist import format_tile_list
+    from tilecast.cli.main import cli
+
+    image = smooth_rgb(3, 384, 512)
+    intact = write_quad_basemap(tmp_path / "intact", image, quad=512)  # one COG, 128 px tiles
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    truncate_after_block_row(intact / "quad_0_0.tif", damaged / "quad_0_0.tif", block_row=2)
+    tiles = tiles_for(image, tile_size=128, stride=128)  # 3 rows x 4 cols
+    tile_list = tmp_path / "tiles.csv"
+    tile_list.write_text(format_tile_list(tiles))
+
+    def run_cli(basemap: Path, out: Path):
+        config = config_for(make_bundle("export"), basemap, out, tile_size=128)
+        path = tmp_path / f"{out.name}.yaml"
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+        args = ["rts", "run", "--config", str(path), "--tile-list", str(tile_list)]
+        return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+    out = tmp_path / "out"
+    first = run_cli(damaged, out)
+    assert first.exit_code == 3, first.output  # EXIT_INCOMPLETE: not an error, not a success
+    assert (
+        "incomplete 4 of 12 tiles not done (basemap pixels unreadable: 4); no _SUCCESS. "
+        "Rerun the same command to retry them." in first.output
+    )
+    log = run_log(out)
+    assert log["status"] == "incomplete"
+    assert log["final_check"]["not_done"] == {"basemap pixels unreadable": 4}
+    assert not (out / "_SUCCESS").exists()
+    # products were made for a person to look at, and the report says what is missing
+    report = (out / "report" / "index.html").read_text()
+    assert "incomplete: 4 tile(s) not done (basemap pixels unreadable: 4); no _SUCCESS" in report
+    assert (out / "merged" / "region_test_prob.tif").exists()
+
+    # the quad restored: the same command completes, identically to a clean run
+    (damaged / "quad_0_0.tif").write_bytes((intact / "quad_0_0.tif").read_bytes())
+    second = run_cli(damaged, out)
+    assert second.exit_code == 0, second.output
+    assert run_log(out)["status"] == "complete" and (out / "_SUCCESS").exists()
+    clean = tmp_path / "clean"
+    assert run_cli(intact, clean).exit_code == 0
+    assert tile_hashes(out) == tile_hashes(clean) and len(tile_hashes(out)) == 12
+    for kind in ("prob", "binary", "scale"):
+        name = f"merged/region_test_{kind}.tif"
+        assert (out / name).read_bytes() == (clean / name).read_bytes(), name

@@ -161,7 +161,7 @@ def test_off_grid_and_wrong_size_tiles_stop_the_run_before_any_read(scene, make_
     with pytest.raises(InputError) as err:
         run(config, [good, off, big])
     assert "off" in str(err.value) and "px off the basemap pixel grid" in str(err.value)
-    assert "big: 65 x 64 px" in str(err.value)
+    assert "big: 64 x 65 px (width x height)" in str(err.value)
     assert not (tmp_path / "out" / "tiles").exists()
 
 

@@ -86,8 +86,10 @@ def prepare(
 ) -> Prepared:
     """Run the contract's host-side steps on one ``(C, H, W)`` image.
 
-    ``valid`` is an extra validity mask from the reader (pixels no source covers); the guard's
-    mask is combined with it. ``resize_to`` resamples (bilinear) right after the invalid pixels
+    ``valid`` is the reader's validity mask (GDAL's dataset mask: alpha band, internal mask,
+    NoData; pixels no source covers); the guard's mask is combined with it, and pixels only
+    the reader rejects are counted as ``"masked"``. ``nodata`` is the raster's NoData value:
+    the guard counts a pixel whose every channel holds it as ``"nodata"`` (GDAL's rule). ``resize_to`` resamples (bilinear) right after the invalid pixels
     are filled and before any value scaling, so no sentinel is ever interpolated: this is how a
     multi-scale job feeds a downsampled context through the same contract.
     """
@@ -105,9 +107,9 @@ def prepare(
                 guard = guard_pixels(array, policy=sentinel_policy(contract), nodata=nodata)
                 valid, counts = guard.valid, dict(guard.counts)
                 if reader_valid is not None:
-                    uncovered = int((guard.valid & ~reader_valid).sum())
-                    if uncovered:
-                        counts["uncovered"] = uncovered
+                    masked = int((guard.valid & ~reader_valid).sum())
+                    if masked:
+                        counts["masked"] = masked
                     valid = guard.valid & reader_valid
             case "reorder_channels":
                 array = reorder_channels(
@@ -178,14 +180,22 @@ def infer(
     *,
     channel_order: str,
     nodata: float | None = None,
+    valid: np.ndarray | None = None,
     resize_to: tuple[int, int] | None = None,
 ) -> Inference:
     """The whole contract on one image: host steps, model program, activation, crop.
 
-    With ``resize_to`` the probabilities come back at the resized extent.
+    ``valid`` is the reader's validity mask (see :func:`prepare`). With ``resize_to`` the
+    probabilities come back at the resized extent.
     """
     prepared = prepare(
-        contract, stats, image, channel_order=channel_order, nodata=nodata, resize_to=resize_to
+        contract,
+        stats,
+        image,
+        channel_order=channel_order,
+        nodata=nodata,
+        valid=valid,
+        resize_to=resize_to,
     )
     batch = torch.from_numpy(prepared.array[None])
     probs = activate(contract, model(batch))[0]

@@ -13,10 +13,18 @@ from tilecast.errors import TilecastError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Exit statuses of the job commands: 0 done (``_SUCCESS`` written where the command writes
+#: one), 1 an error stopped the command, 2 a usage error (click's), 3 finished but incomplete:
+#: some tiles are not done for a reason a rerun can fix (unreadable basemap pixels, a storage
+#: error); rerunning the same command retries them. No ``_SUCCESS`` then.
+EXIT_ERROR = 1
+EXIT_INCOMPLETE = 3
+
 channel_order_option = click.option(
     "--channel-order",
     default=None,
-    help="Channel order of the input (RGB, BGR, L...). Default: read from the file's colour "
+    help="Every band of the input in order (RGB, BGR, L, RGBA: A names the alpha band, which "
+    "says which pixels are valid and is not a channel). Default: the file's colour "
     "interpretation, else RGB for 3 bands and L for 1.",
 )
 

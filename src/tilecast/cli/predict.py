@@ -16,6 +16,7 @@ from tilecast.cli.options import channel_order_option, reports_errors
 def predict(bundle_uri: str, source: str, destination: str, channel_order: str | None) -> None:
     """Predict INPUT (GeoTIFF, PNG, JPEG) with BUNDLE; write probabilities to OUTPUT (GeoTIFF)."""
     from tilecast.bundle import load_bundle
+    from tilecast.io.bands import MASK_DESCRIPTIONS
     from tilecast.predict.reference import predict_image_file
 
     bundle = load_bundle(bundle_uri)
@@ -24,10 +25,13 @@ def predict(bundle_uri: str, source: str, destination: str, channel_order: str |
     click.echo(
         f"model      {bundle.contract.name} {bundle.contract.version} ({bundle.digest[:12]})"
     )
-    click.echo(f"input      {source} {result.input_shape} {result.channel_order}")
-    click.echo(f"output     {destination} {result.output_shape} float32, NoData -1")
+    bands, height, width = result.input_shape
+    click.echo(f"input      {source} {width} x {height} px, {bands} band(s) {result.channel_order}")
+    click.echo(f"output     {destination} {width} x {height} px float32, NoData -1")
     counts = ", ".join(f"{k}: {v}" for k, v in result.sentinel_counts.items()) or "none"
-    click.echo(f"invalid    {c.n_invalid} pixels ({counts})")
+    click.echo(
+        f"invalid    {c.n_invalid} pixels ({counts}); validity from {MASK_DESCRIPTIONS[result.mask]}"
+    )
     click.echo(
         f"confidence min {c.min:.3f}  mean {c.mean:.3f}  max {c.max:.3f}  "
         f"{100 * c.fraction_above_threshold:.2f}% >= threshold {c.threshold:.2f}"

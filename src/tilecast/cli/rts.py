@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from tilecast.cli.options import reports_errors
+from tilecast.cli.options import EXIT_INCOMPLETE, reports_errors
 
 if TYPE_CHECKING:
     from tilecast.apps.rts.config import ProductsSection
@@ -53,10 +53,29 @@ def run(config_uri: str, tile_list_uri: str, shard: str | None, no_products: boo
     click.echo(f"reads      {stats.blocks_decoded} blocks decoded, {stats.cache_hits} cache hits")
     click.echo(f"tiles      {result.output}/tiles/")
     click.echo(f"run log    {result.log_uri}")
-    if shard is None and not no_products and result.complete:
+    if shard is None and not no_products:
         _products(result.output, config.products, basemap=config.input.basemap)
-    elif shard is None and result.complete:
+    elif shard is None:
         _mark_success(result.output)
+    if not result.complete:
+        n = sum(result.not_done.values())
+        reasons = ", ".join(f"{reason}: {k}" for reason, k in result.not_done.items())
+        click.echo(
+            f"incomplete {n} of {result.n_planned} tiles not done ({reasons}); no _SUCCESS. "
+            "Rerun the same command to retry them.",
+            err=True,
+        )
+        click.get_current_context().exit(EXIT_INCOMPLETE)
+
+
+def _exit_if_incomplete(output: str) -> None:
+    """Exit with :data:`EXIT_INCOMPLETE` and say what is missing when a run log is not complete."""
+    from tilecast.run.runlogs import read_completeness
+
+    completeness = read_completeness(output)
+    if not completeness.complete:
+        click.echo(completeness.line() + ".", err=True)
+        click.get_current_context().exit(EXIT_INCOMPLETE)
 
 
 def _mark_success(output: str) -> None:
@@ -82,7 +101,7 @@ def _products(
         )
     for line in made.report_lines:
         click.echo(line)
-    _mark_success(output)
+    _mark_success(output)  # only when every run log is complete
 
 
 @click.command("products")
@@ -125,6 +144,7 @@ def products(
     _products(
         output, settings, basemap=config.input.basemap if config else None, threshold=threshold
     )
+    _exit_if_incomplete(output)
 
 
 @click.command("grid")
@@ -196,6 +216,7 @@ def _single_step(step: str, help_text: str) -> click.Command:
         _products(
             output, settings, basemap=config.input.basemap if config else None, threshold=threshold
         )
+        _exit_if_incomplete(output)
 
     return command
 

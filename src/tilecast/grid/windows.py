@@ -177,7 +177,9 @@ class Window:
         """Grown by ``n`` pixels on every side (a negative ``n`` shrinks it)."""
         n = as_int("n", n)
         if self.height + 2 * n < 0 or self.width + 2 * n < 0:
-            raise InputError(f"cannot pad a {self.height}x{self.width} window by {n}")
+            raise InputError(
+                f"cannot pad a {self.width} x {self.height} (width x height) window by {n}"
+            )
         return Window(self.row - n, self.col - n, self.height + 2 * n, self.width + 2 * n)
 
     def relative_to(self, outer: Window) -> Window:
@@ -207,7 +209,8 @@ class Window:
         dh, dw = height - self.height, width - self.width
         if dh % 2 or dw % 2:
             raise InputError(
-                f"cannot centre a {height}x{width} window on a {self.height}x{self.width} one: "
-                f"the size changes by ({dh}, {dw}) px, which must be even on both axes"
+                f"cannot centre a {width} x {height} (width x height) window on a "
+                f"{self.width} x {self.height} one: "
+                f"the size changes by {dw} x {dh} px, which must be even on both axes"
             )
         return Window(self.row - dh // 2, self.col - dw // 2, height, width)

@@ -4,9 +4,9 @@ A basemap is one raster file (GeoTIFF/COG), a GDAL VRT, or a directory of COG qu
 on one pixel grid. :func:`open_basemap` checks the files (see :mod:`tilecast.io.quads`) and
 returns a :class:`Basemap` whose :meth:`Basemap.read` takes a boundless integer
 :class:`~tilecast.grid.windows.Window` in the basemap's grid and returns the pixels and a
-validity mask. Pixels no quad covers, pixels equal to NoData in any band and pixels GDAL's
-internal mask or alpha band marks invalid are invalid, and read as the fill value (NoData, or
-0 without one) in every band.
+validity mask. Pixels no quad covers and pixels GDAL's dataset mask calls invalid (the
+internal mask, else the alpha band, else NoData in *every* band: see :mod:`tilecast.io.bands`)
+are invalid, and read as the fill value (NoData, or 0 without one) in every band.
 
 Reads go through a block cache (:mod:`tilecast.io.blocks`): each quad is decoded in aligned
 blocks, once, and neighbouring tiles and scale contexts share the decoded blocks.
@@ -41,26 +41,31 @@ from tilecast.io.blocks import (
     read_pixels,
 )
 from tilecast.io.quads import FootprintIndex, Quad, assemble, basemap_files, read_header
-from tilecast.io.raster import channel_order_of
 
 __all__ = ["Basemap", "ReadStats", "open_basemap"]
 
 
 def open_basemap(
-    uri: str, *, block_cache_bytes: int = 1 << 30, handles: HandleMode = "pool"
+    uri: str,
+    *,
+    block_cache_bytes: int = 1 << 30,
+    handles: HandleMode = "pool",
+    channel_order: str | None = None,
 ) -> Basemap:
     """Open a raster, a VRT or a directory of COG quads as one basemap.
 
-    Raises :class:`InputError` when the quads disagree (CRS, pixel size, bands, dtype, NoData,
-    alignment) or a file's georeferencing is invalid (no CRS, rotated, not north-up), naming
-    the file; :class:`StorageError` when a file cannot be opened.
+    ``channel_order`` names every band of the files (``RGBA``: the fourth band is alpha),
+    overriding their colour interpretation. Raises :class:`InputError` when the quads
+    disagree (CRS, pixel size, bands, dtype, NoData, alignment) or a file's georeferencing is
+    invalid (no CRS, rotated, not north-up), naming the file; :class:`StorageError` when a
+    file cannot be opened.
     """
     kind, paths = basemap_files(uri)
     pool = HandlePool(mode=handles)
     headers = []
     try:
         for path in paths:
-            header, src = read_header(path)
+            header, src = read_header(path, channel_order=channel_order)
             src.close()
             headers.append(header)
         grid, quads = assemble(headers)
@@ -74,7 +79,7 @@ def open_basemap(
         grid=grid,
         quads=quads,
         interp=tuple(ci.name for ci in interp),
-        channel_order=channel_order_of(interp),
+        channel_order=headers[0].info.layout.channel_order,
         pool=pool,
         block_cache_bytes=block_cache_bytes,
     )
@@ -116,6 +121,11 @@ class Basemap:
     # -- description ---------------------------------------------------------------------
 
     @property
+    def mask_rule(self) -> str:
+        """Which of GDAL's rules says what is valid: ``mask``, ``alpha``, ``nodata`` or ``none``."""
+        return self.quads[0].info.layout.mask
+
+    @property
     def crs(self) -> str:
         return self.grid.crs
 
@@ -154,7 +164,7 @@ class Basemap:
     def __repr__(self) -> str:
         return (
             f"Basemap({self.uri!r}, {self.kind}, {len(self.quads)} file(s), "
-            f"{self.grid.height}x{self.grid.width} px, {self.count} x {self.dtype.name}, "
+            f"{self.grid.width} x {self.grid.height} px, {self.count} x {self.dtype.name}, "
             f"nodata={self.nodata!r}, crs={self.crs})"
         )
 

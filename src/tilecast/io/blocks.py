@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioError
 from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import StorageError
+from tilecast.io.bands import BandLayout, band_layout, gdal_error_text, read_window
 from tilecast.io.vsi import open_raster
 
 HandleMode = Literal["pool", "shared"]
@@ -197,7 +197,7 @@ class HandlePool:
         try:
             handle = open_raster(path)
         except RasterioError as exc:
-            raise StorageError(f"{path}: cannot open as a raster ({exc})") from exc
+            raise StorageError(f"{path}: cannot open as a raster ({gdal_error_text(exc)})") from exc
         with self._lock:
             self._opened += 1
         return handle
@@ -276,32 +276,32 @@ class SourceInfo:
     path: str
     width: int
     height: int
-    bands: tuple[int, ...]  # 1-based band indexes read as data (alpha bands excluded)
+    layout: BandLayout  # data bands, alpha band, GDAL's mask rule (tilecast.io.bands)
     dtype: np.dtype
     nodata: float | None
     block_height: int
     block_width: int
-    use_gdal_mask: bool  # an internal per-dataset mask or an alpha band says which pixels are valid
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """1-based indexes of the bands read as data (an alpha band is not one)."""
+        return self.layout.data_bands
 
 
-def describe_source(src: Any, path: str) -> SourceInfo:
-    """Inspect an open rasterio dataset (bands, blocks, masks)."""
-    interp = src.colorinterp
-    bands = tuple(i + 1 for i, ci in enumerate(interp) if ci != ColorInterp.alpha) or (1,)
-    flags = [set(f) for f in src.mask_flag_enums]
-    use_gdal_mask = any(MaskFlags.per_dataset in f or MaskFlags.alpha in f for f in flags)
+def describe_source(src: Any, path: str, *, channel_order: str | None = None) -> SourceInfo:
+    """Inspect an open rasterio dataset (bands and their roles, blocks, mask rule)."""
+    layout = band_layout(src, channel_order=channel_order, where=path)
     tiled = bool(src.profile.get("tiled", False)) and src.driver in ("GTiff", "COG")
     bh, bw = block_shape_for(list(src.block_shapes), tiled=tiled)
     return SourceInfo(
         path=path,
         width=src.width,
         height=src.height,
-        bands=bands,
-        dtype=np.dtype(src.dtypes[bands[0] - 1]),
+        layout=layout,
+        dtype=np.dtype(src.dtypes[layout.data_bands[0] - 1]),
         nodata=src.nodata,
         block_height=bh,
         block_width=bw,
-        use_gdal_mask=use_gdal_mask,
     )
 
 
@@ -313,22 +313,16 @@ def fill_value_for(nodata: float | None, dtype: np.dtype) -> Any:
 def read_pixels(
     pool: HandlePool, info: SourceInfo, *, row: int, col: int, height: int, width: int
 ) -> Block:
-    """Decode a window that lies inside the source; invalid pixels get the fill value."""
+    """Decode a window that lies inside the source; invalid pixels get the fill value.
+
+    Validity is GDAL's (:mod:`tilecast.io.bands`): the internal mask, else the alpha band,
+    else "every band NoData".
+    """
     rio_window = RioWindow(col, row, width, height)
-    try:
-        with pool.lend(info.path) as src:
-            data = src.read(indexes=list(info.bands), window=rio_window)
-            gdal_mask = src.dataset_mask(window=rio_window) if info.use_gdal_mask else None
-    except RasterioError as exc:
-        raise StorageError(
-            f"{info.path}: cannot read rows {row}:{row + height}, cols {col}:{col + width} ({exc})"
-        ) from exc
-    valid = np.ones((height, width), dtype=bool) if gdal_mask is None else gdal_mask > 0
-    if info.nodata is not None:
-        if math.isnan(info.nodata):
-            valid &= ~np.isnan(data).any(axis=0)
-        else:
-            valid &= ~(data == data.dtype.type(info.nodata)).any(axis=0)
+    with pool.lend(info.path) as src:
+        data, valid = read_window(
+            src, info.layout, nodata=info.nodata, window=rio_window, where=info.path
+        )
     if not valid.all():
         data[:, ~valid] = fill_value_for(info.nodata, info.dtype)
     return Block(data=data, valid=valid)

@@ -117,7 +117,9 @@ def _crs(text: str) -> CRS:
 def _check_tile(src: Any, uri: str, *, grid: PixelGrid, nodata: float) -> None:
     problems = []
     if (src.height, src.width) != grid.shape:
-        problems.append(f"size {src.height}x{src.width} px (expected {grid.height}x{grid.width})")
+        problems.append(
+            f"size {src.width} x {src.height} px (expected {grid.width} x {grid.height})"
+        )
     t = src.transform
     off_x = abs(t.c - grid.x0) / grid.res_x
     off_y = abs(t.f - grid.y0) / grid.res_y
@@ -153,7 +155,7 @@ def read_tile_window(
     """
     if not grid.window.contains(window) or window.is_empty:
         raise InputError(
-            f"{uri}: window {window} is not inside the tile ({grid.height}x{grid.width})"
+            f"{uri}: window {window} is not inside the tile ({grid.width} x {grid.height} px)"
         )
     with _open(uri) as src:
         _check_tile(src, uri, grid=grid, nodata=nodata)

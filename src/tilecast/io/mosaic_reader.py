@@ -73,9 +73,7 @@ class MosaicReader:
 
     def __repr__(self) -> str:
         g = self.grid
-        return (
-            f"MosaicReader({self.uri!r}, {g.height}x{g.width}, {self.dtype}, nodata={self.nodata})"
-        )
+        return f"MosaicReader({self.uri!r}, {g.width} x {g.height} px, {self.dtype}, nodata={self.nodata})"
 
     @property
     def fill_value(self) -> Any:

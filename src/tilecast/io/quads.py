@@ -24,6 +24,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from tilecast.errors import InputError, StorageError
 from tilecast.grid.pixelgrid import SNAP_TOLERANCE_PX, PixelGrid
 from tilecast.grid.windows import Window
+from tilecast.io.bands import gdal_error_text
 from tilecast.io.blocks import SourceInfo, describe_source
 from tilecast.io.storage import is_local, join, list_files, local_path
 from tilecast.io.vsi import open_raster
@@ -82,16 +83,24 @@ def basemap_files(uri: str) -> tuple[str, list[str]]:
     return "quads", quads
 
 
-def read_header(path: str) -> tuple[_Header, Any]:
-    """Open ``path`` and read its header; returns the header and the open dataset."""
+def read_header(path: str, *, channel_order: str | None = None) -> tuple[_Header, Any]:
+    """Open ``path`` and read its header; returns the header and the open dataset.
+
+    ``channel_order`` names every band of the file (``A`` for alpha), overriding the bands'
+    colour interpretation (see :func:`tilecast.io.bands.band_layout`).
+    """
     name = PurePosixPath(path).name
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             src = open_raster(path)
     except RasterioError as exc:
-        raise StorageError(f"{path}: cannot open as a raster ({exc})") from exc
-    info = describe_source(src, path)
+        raise StorageError(f"{path}: cannot open as a raster ({gdal_error_text(exc)})") from exc
+    try:
+        info = describe_source(src, path, channel_order=channel_order)
+    except BaseException:
+        src.close()
+        raise
     header = _Header(
         name=name,
         info=info,
@@ -140,9 +149,26 @@ def _whole_pixels(delta: float, res: float) -> int | None:
     return n if abs(position - n) <= SNAP_TOLERANCE_PX else None
 
 
+def _check_same_bands(headers: Sequence[_Header]) -> None:
+    """Every quad has the same bands (count, and which one is alpha); else name the quads."""
+    groups: dict[tuple[str, tuple[int, ...], int | None], list[str]] = {}
+    for h in headers:
+        layout = h.info.layout
+        key = (layout.describe(), layout.data_bands, layout.alpha_band)
+        groups.setdefault(key, []).append(h.name)
+    if len(groups) > 1:
+        listed = "; ".join(
+            f"{key[0]}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
+            f"{f' ({len(names)} quads)' if len(names) > 5 else ''}"
+            for key, names in groups.items()
+        )
+        raise InputError(f"the basemap's quads do not all have the same bands: {listed}")
+
+
 def assemble(headers: Sequence[_Header]) -> tuple[PixelGrid, list[Quad]]:
     """Check that the files form one basemap; its grid (union extent) and the placed quads."""
     grids = [_check_header(h) for h in headers]
+    _check_same_bands(headers)
     first, g0 = headers[0], grids[0]
     offsets: list[tuple[int, int]] = []
     for h, g in zip(headers, grids, strict=True):
@@ -156,8 +182,6 @@ def assemble(headers: Sequence[_Header]) -> tuple[PixelGrid, list[Quad]]:
             or abs(g.res_y - g0.res_y) * span > SNAP_TOLERANCE_PX * g0.res_y
         ):
             differences.append(f"pixel size {g.res} (expected {g0.res})")
-        if len(h.info.bands) != len(first.info.bands):
-            differences.append(f"{len(h.info.bands)} bands (expected {len(first.info.bands)})")
         if h.info.dtype != first.info.dtype:
             differences.append(f"dtype {h.info.dtype.name} (expected {first.info.dtype.name})")
         if not _same_nodata(h.info.nodata, first.info.nodata):

@@ -19,6 +19,14 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import PixelGrid
+from tilecast.io.bands import (
+    ALPHA,
+    INTERP_LETTERS,
+    band_layout,
+    gdal_error_text,
+    read_window,
+)
+from tilecast.io.blocks import fill_value_for
 from tilecast.io.storage import atomic_local_path, write_bytes
 from tilecast.io.vsi import open_raster, without_credentials
 
@@ -37,37 +45,25 @@ class Georef:
 
 @dataclass(frozen=True)
 class RasterImage:
-    """A whole raster read into memory."""
+    """A whole raster read into memory: its data bands and GDAL's validity mask.
 
-    array: np.ndarray  # (C, H, W)
+    An alpha band is not among the channels of ``array``; with the internal mask or NoData it
+    decides ``valid`` (see :mod:`tilecast.io.bands`). Invalid pixels hold the fill value
+    (NoData, or 0 without one) in every band.
+    """
+
+    array: np.ndarray  # (C, H, W), data bands only
     georef: Georef
     nodata: float | None
     uri: str
-    channel_order: str | None = None  # from the bands' colour interpretation, when it says
+    channel_order: str | None = None  # of the data bands: colour interpretation or asked for
+    valid: np.ndarray | None = None  # (H, W) bool, GDAL's dataset mask; None: all valid
+    mask: str = "none"  # the rule behind ``valid``: mask, alpha, nodata or none
 
     @property
     def shape(self) -> tuple[int, int, int]:
         c, h, w = self.array.shape
         return c, h, w
-
-
-_INTERP_LETTERS = {
-    ColorInterp.red: "R",
-    ColorInterp.green: "G",
-    ColorInterp.blue: "B",
-    ColorInterp.gray: "L",
-}
-
-
-def channel_order_of(interp: tuple[ColorInterp, ...]) -> str | None:
-    """'RGB', 'BGR', 'L' ... when every band's colour interpretation is known, else None."""
-    letters = [_INTERP_LETTERS.get(ci) for ci in interp]
-    if any(letter is None for letter in letters):
-        return None
-    order = "".join(letters)  # type: ignore[arg-type]
-    if len(interp) > 1 and "L" in order:
-        return None
-    return order
 
 
 def grid_of(crs: Any, transform: Affine, *, width: int, height: int, where: str) -> PixelGrid:
@@ -84,24 +80,30 @@ def grid_of(crs: Any, transform: Affine, *, width: int, height: int, where: str)
 
 
 def colorinterp_for(channel_order: str, count: int) -> list[ColorInterp]:
-    """Colour interpretations that make a reader see ``channel_order`` (e.g. 'RGB', 'BGR', 'L')."""
-    by_letter = {letter: ci for ci, letter in _INTERP_LETTERS.items()}
+    """Colour interpretations that make a reader see ``channel_order`` ('RGB', 'BGR', 'L', 'RGBA')."""
+    by_letter = {letter: ci for ci, letter in INTERP_LETTERS.items()}
+    by_letter[ALPHA] = ColorInterp.alpha
     letters = "L" if channel_order in ("L", "GRAY") else channel_order
     if len(letters) != count or any(letter not in by_letter for letter in letters):
         raise InputError(f"channel order {channel_order!r} cannot describe {count} band(s)")
     return [by_letter[letter] for letter in letters]
 
 
-def read_raster(uri: str | os.PathLike[str]) -> RasterImage:
-    """Read every band of a raster. Plain images (PNG, JPEG) get an identity transform."""
+def read_raster(uri: str | os.PathLike[str], *, channel_order: str | None = None) -> RasterImage:
+    """Read a raster's data bands and validity. Plain images (PNG, JPEG) get an identity transform.
+
+    ``channel_order`` names every band of the file (``RGBA``: band 4 is alpha), overriding the
+    colour interpretation.
+    """
     text = os.fspath(uri)
-    return _read_all(text, text, error=StorageError)
+    return _read_all(text, text, error=StorageError, channel_order=channel_order)
 
 
 def decode_raster(data: bytes, *, name: str) -> RasterImage:
-    """Every band of an image file held in memory (PNG, TIFF, JPEG bytes); errors name ``name``.
+    """An image file held in memory (PNG, TIFF, JPEG bytes), as :func:`read_raster` reads it.
 
-    Bytes that no driver recognises raise :class:`InputError` (the input is bad, not storage).
+    Bytes that no driver recognises raise :class:`InputError` naming ``name`` (the input is
+    bad, not storage).
     """
     return _read_all(io.BytesIO(data), name, error=InputError)
 
@@ -110,23 +112,46 @@ def _open_source(source: str | io.BytesIO) -> Any:
     return open_raster(source) if isinstance(source, str) else rasterio.open(source)
 
 
-def _read_all(source: str | io.BytesIO, text: str, *, error: type[Exception]) -> RasterImage:
+def _read_all(
+    source: str | io.BytesIO,
+    text: str,
+    *,
+    error: type[Exception],
+    channel_order: str | None = None,
+) -> RasterImage:
     import warnings
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with _open_source(source) as src:
-                array = src.read()
-                crs = src.crs.to_string() if src.crs else None
-                georef = Georef(crs=crs, transform=src.transform)
-                nodata = src.nodata
-                order = channel_order_of(src.colorinterp)
+            src = _open_source(source)
     except RasterioIOError as exc:
-        raise error(f"{text}: cannot open as a raster ({exc})") from exc
+        raise error(f"{text}: cannot open as a raster ({gdal_error_text(exc)})") from exc
+    with src:
+        layout = band_layout(src, channel_order=channel_order, where=text)
+        try:
+            array, valid = read_window(src, layout, nodata=src.nodata, where=text)
+        except StorageError as exc:
+            raise error(str(exc)) from exc
+        crs = src.crs.to_string() if src.crs else None
+        georef = Georef(crs=crs, transform=src.transform)
+        nodata = src.nodata
     if array.ndim != 3 or array.shape[0] == 0:
         raise InputError(f"{text}: expected a (bands, rows, cols) raster, got shape {array.shape}")
-    return RasterImage(array=array, georef=georef, nodata=nodata, uri=text, channel_order=order)
+    if valid.all():
+        mask_valid = None
+    else:
+        mask_valid = valid
+        array[:, ~valid] = fill_value_for(nodata, array.dtype)
+    return RasterImage(
+        array=array,
+        georef=georef,
+        nodata=nodata,
+        uri=text,
+        channel_order=layout.channel_order,
+        valid=mask_valid,
+        mask=layout.mask,
+    )
 
 
 def gtiff_profile(array: np.ndarray, *, georef: Georef, nodata: float | None) -> dict[str, Any]:

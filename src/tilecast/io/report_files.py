@@ -20,6 +20,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from tilecast.errors import StorageError
 from tilecast.grid.pixelgrid import window_bounds
 from tilecast.grid.windows import Window
 from tilecast.io import storage
+from tilecast.io.bands import gdal_error_text
 from tilecast.io.basemap import Basemap
 from tilecast.io.vsi import open_raster
 
@@ -219,7 +221,7 @@ def read_reduced(
             try:
                 data = src.read(1, window=RioWindow(0, s0, width, s1 - s0)).astype(np.float32)
             except RasterioError as exc:
-                raise StorageError(f"{uri}: cannot read ({exc})") from exc
+                raise StorageError(f"{uri}: cannot read ({gdal_error_text(exc)})") from exc
             bad = ~np.isfinite(data)
             if nodata is not None and not math.isnan(nodata):
                 bad |= data == np.float32(nodata)
@@ -265,6 +267,7 @@ def read_basemap_view(
     out_shape: tuple[int, int],
     *,
     bands: tuple[int, ...],
+    on_error: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The basemap over map ``bounds`` resampled to ``out_shape``: ``(array (len(bands), h, w)
     float32, valid (h, w) bool)``.
@@ -275,6 +278,10 @@ def read_basemap_view(
     less than one output pixel. Validity is GDAL's dataset mask (NoData, alpha or internal
     mask). When ``out_shape`` matches the view's size in basemap pixels and ``bounds`` lie on
     the basemap grid, pixels are copied unresampled.
+
+    A quad that cannot be read raises :class:`StorageError`, or, with ``on_error``, is left
+    out (its pixels invalid) and ``on_error`` gets the message: a report on a damaged basemap
+    still shows what can be read.
     """
     minx, miny, maxx, maxy = bounds
     out_h, out_w = out_shape
@@ -311,17 +318,25 @@ def read_basemap_view(
         window = RioWindow(q_c0, q_r0, q_c1 - q_c0, q_r1 - q_r0)
         shape = (r1 - r0, c1 - c0)
         indexes = [quad.info.bands[b] for b in bands]
-        with _open(quad.path) as src:
-            try:
-                data = src.read(
-                    indexes,
-                    window=window,
-                    out_shape=(len(indexes), *shape),
-                    resampling=Resampling.average,
-                )
-                mask = src.dataset_mask(window=window, out_shape=shape) > 0
-            except RasterioError as exc:
-                raise StorageError(f"{quad.path}: cannot read ({exc})") from exc
+        try:
+            with _open(quad.path) as src:
+                try:
+                    data = src.read(
+                        indexes,
+                        window=window,
+                        out_shape=(len(indexes), *shape),
+                        resampling=Resampling.average,
+                    )
+                    mask = src.dataset_mask(window=window, out_shape=shape) > 0
+                except RasterioError as exc:
+                    raise StorageError(
+                        f"{quad.path}: cannot read ({gdal_error_text(exc)})"
+                    ) from exc
+        except StorageError as exc:
+            if on_error is None:
+                raise
+            on_error(str(exc))
+            continue
         take = mask & ~valid[r0:r1, c0:c1]
         target = out[:, r0:r1, c0:c1]
         target[:, take] = data[:, take]

@@ -14,6 +14,7 @@ import numpy as np
 
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import Inference, infer
+from tilecast.io.bands import split_alpha
 from tilecast.io.raster import RasterImage, read_raster, write_raster
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class PredictResult:
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
     channel_order: str
+    mask: str  # GDAL's rule that said which input pixels are valid (tilecast.io.bands)
     sentinel_counts: Mapping[str, int]
     confidence: ConfidenceSummary
 
@@ -63,9 +65,10 @@ def summarise(bundle: Bundle, result: Inference) -> ConfidenceSummary:
 
 
 def resolve_channel_order(image: RasterImage, requested: str | None, *, default: str) -> str:
-    """The source's channel order: asked for, else read from the file, else the count's usual one."""
+    """The data channels' order: asked for (an alpha ``A`` in it names the mask band, not a
+    channel), else read from the file, else the count's usual one."""
     if requested:
-        return requested
+        return split_alpha(requested)[0]
     if image.channel_order:
         return image.channel_order
     fallback = {1: "L", 3: "RGB"}.get(image.array.shape[0], default)
@@ -87,13 +90,22 @@ def predict_image_file(
 ) -> PredictResult:
     """Predict one raster untiled and write the probabilities with the input's georeferencing.
 
-    Pixels where the input has no valid value are NoData (-1) in the output.
+    Pixels where the input has no valid value are NoData (-1) in the output: GDAL's dataset
+    mask (the internal mask, else the alpha band, else NoData in every band) and the
+    contract's sentinels. ``channel_order`` names every band of the file (``RGBA``: band 4 is
+    the alpha band, a mask rather than a channel).
     """
-    image = read_raster(source)
+    image = read_raster(source, channel_order=channel_order)
     order = resolve_channel_order(image, channel_order, default=bundle.contract.input.channel_order)
     contract = bundle.contract
     result = infer(
-        contract, bundle.stats, bundle.model, image.array, channel_order=order, nodata=image.nodata
+        contract,
+        bundle.stats,
+        bundle.model,
+        image.array,
+        channel_order=order,
+        nodata=image.nodata,
+        valid=image.valid,
     )
     out = result.probabilities.copy()
     out[:, ~result.valid] = PROBABILITY_NODATA
@@ -132,6 +144,7 @@ def predict_image_file(
         input_shape=tuple(image.array.shape),
         output_shape=tuple(out.shape),
         channel_order=order,
+        mask=image.mask,
         sentinel_counts=dict(result.sentinel_counts),
         confidence=summary,
     )

@@ -30,6 +30,7 @@ __all__ = [
     "SentinelPolicy",
     "guard_pixels",
     "is_sentinel",
+    "nodata_hits",
     "parse_number",
 ]
 
@@ -239,8 +240,12 @@ def guard_pixels(
     string arrays) are checked element by element: ``None``, sentinel strings, strings that
     parse to a sentinel number, NaN, infinities, and strings that are not numbers at all
     are invalid. The reasons are tried in this order and a pixel is counted under the first
-    that hits any of its channels: None, sentinel strings, nan, +inf, -inf, nodata, the
-    policy values, not a number. A NaN ``nodata`` is counted as ``"nan"``.
+    that hits: None, sentinel strings, nan, +inf, -inf, nodata, the policy values, not a
+    number. Every reason hits a pixel when any of its channels holds it, except ``nodata``,
+    which follows GDAL's rule for per-band NoData: only a pixel whose *every* channel is NoData
+    is invalid (see :func:`nodata_hits`); a NoData value that is also a policy sentinel
+    (-999) still invalidates a pixel in any channel, counted under the sentinel. A NaN
+    ``nodata`` is counted as ``"nan"``.
     """
     image = np.asarray(image)
     if image.ndim not in (2, 3):
@@ -280,23 +285,47 @@ def _numeric_reasons(
     """Yield (reason, per-pixel hit mask) for a numeric (C, H, W) array, lazily."""
     dtype = planes.dtype
     if dtype.kind == "f":
-        if policy.nan or _is_nan(nodata):
+        if policy.nan:
             yield REASON_NAN, _any_channel(planes, np.isnan)
+        elif _is_nan(nodata):
+            yield REASON_NAN, _all_channels(planes, np.isnan)
         inf_nodata = nodata is not None and math.isinf(nodata)
         if policy.inf or (inf_nodata and nodata > 0):
             yield REASON_POS_INF, _any_channel(planes, lambda p: p == np.inf)
         if policy.inf or (inf_nodata and nodata < 0):
             yield REASON_NEG_INF, _any_channel(planes, lambda p: p == -np.inf)
     if nodata is not None and math.isfinite(nodata):
-        stored = _stored(nodata, dtype)
-        if stored is not None:
-            yield REASON_NODATA, _any_channel(planes, lambda p, s=stored: p == s)
+        yield REASON_NODATA, nodata_hits(planes, nodata)
     for v in policy.values:
-        if nodata is not None and v == nodata:
-            continue  # counted as nodata
         stored = _stored(v, dtype)
         if stored is not None:
             yield str(v), _any_channel(planes, lambda p, s=stored: p == s)
+
+
+def nodata_hits(planes: np.ndarray, nodata: float) -> np.ndarray:
+    """(H, W) pixels whose *every* channel holds ``nodata`` (NaN: every channel NaN).
+
+    GDAL's rule for per-band NoData (a dataset mask is 0 only where all bands are NoData): a
+    dark pixel with one band at 0 in a raster whose NoData is 0 is data, not a hole. Values a
+    ``dtype`` cannot hold never match.
+    """
+    planes = planes if planes.ndim == 3 else planes[np.newaxis]
+    if math.isnan(nodata):
+        if planes.dtype.kind != "f":
+            return np.zeros(planes.shape[1:], dtype=bool)
+        return _all_channels(planes, np.isnan)
+    stored = _stored(nodata, planes.dtype)
+    if stored is None:
+        return np.zeros(planes.shape[1:], dtype=bool)
+    return _all_channels(planes, lambda p, s=stored: p == s)
+
+
+def _all_channels(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """AND of ``test`` over channels, one (H, W) plane at a time."""
+    hit = test(planes[0])
+    for plane in planes[1:]:
+        hit &= test(plane)
+    return hit
 
 
 def _any_channel(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -335,5 +364,11 @@ def _object_reasons(
     codes = np.fromiter(
         (index[r] if r is not None else -1 for r in reasons), dtype=np.int16, count=flat.size
     ).reshape(planes.shape)
+    nodata_code = index[REASON_NODATA]
     for i, reason in enumerate(order):
-        yield reason, (codes == i).any(axis=0)
+        if i == nodata_code:  # NoData: every channel (GDAL's rule)
+            yield reason, (codes == i).all(axis=0)
+        elif nodata is not None and reason == str(nodata):  # a sentinel that is also NoData
+            yield reason, ((codes == i) | (codes == nodata_code)).any(axis=0)
+        else:
+            yield reason, (codes == i).any(axis=0)

@@ -14,12 +14,17 @@ from tilecast.run.record import CompletedTiles
 
 RUN_LOG_SCHEMA_VERSION = 1
 
+#: ``final_check["not_done"]`` key of listed tiles the run never reached.
+NOT_PROCESSED = "not processed"
+
 
 class RunLog(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     schema_version: int = RUN_LOG_SCHEMA_VERSION
-    status: str = "running"  # running | complete
+    # running (or killed) | complete | incomplete (finished, but some tiles are not done:
+    # final_check["not_done"] says why; rerunning retries them)
+    status: str = "running"
     model_version: str
     model_checkpoint: str
     bundle_digest: str
@@ -44,7 +49,7 @@ class RunLog(BaseModel):
     skipped_reasons: dict[str, int] = Field(default_factory=dict)
     sentinel_counts: dict[str, int] = Field(default_factory=dict)
     qc_errors: dict[str, int] = Field(default_factory=dict)
-    final_check: dict[str, Any] | None = None  # every listed tile committed or skipped, at the end
+    final_check: dict[str, Any] | None = None  # at the end: every listed tile done or skipped?
     tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def with_record(self, record: CompletedTiles) -> RunLog:

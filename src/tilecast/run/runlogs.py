@@ -107,3 +107,70 @@ def read_run_logs(output: str) -> RunLogs:
             tiles[tile_id] = record
             origin.setdefault(tile_id, uri)
     return RunLogs(uris=tuple(loaded), settings=settings, tiles=tiles)
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """Whether every run log of an output is complete, and if not, which tiles are not done."""
+
+    n_listed: int
+    not_done: dict[str, int]  # reason -> tiles, over every log
+    logs_not_complete: tuple[str, ...]  # names of the logs whose status is not "complete"
+
+    @property
+    def complete(self) -> bool:
+        return not self.logs_not_complete
+
+    @property
+    def n_not_done(self) -> int:
+        return sum(self.not_done.values())
+
+    def line(self) -> str:
+        """One sentence for the end of a command's output (and the report's verdict)."""
+        if self.complete:
+            return f"complete: all {self.n_listed:,} listed tiles done or skipped for good"
+        reasons = ", ".join(f"{reason}: {n:,}" for reason, n in self.not_done.items())
+        return (
+            f"incomplete: {self.n_not_done:,} of {self.n_listed:,} tiles not done "
+            f"({reasons or 'see ' + ', '.join(self.logs_not_complete)}); no _SUCCESS. Rerun the "
+            "same command (same config, tile list and shard) to retry them"
+        )
+
+
+def read_completeness(output: str) -> Completeness:
+    """The :class:`Completeness` of ``output`` from its run logs' status and final check.
+
+    A log that never reached its final check (a run still going, or killed) counts its
+    unaccounted tiles as ``run not finished``.
+    """
+    names = run_log_names(output)
+    if not names:
+        raise RunLogError(f"no run log (inference_log*.json) in {storage.join(output, 'logs')}")
+    listed = 0
+    not_done: dict[str, int] = {}
+    incomplete: list[str] = []
+    for name in names:
+        uri = storage.join(output, "logs", name)
+        try:
+            data = json.loads(storage.read_text(uri))
+        except json.JSONDecodeError as exc:
+            raise RunLogError(f"{uri}: not valid JSON ({exc})") from exc
+        listed += int(data.get("n_tiles_total") or 0)
+        if data.get("status") == "complete":
+            continue
+        incomplete.append(name)
+        check = data.get("final_check") or {}
+        reasons = check.get("not_done")
+        if reasons is None:  # no final check: the run has not finished
+            total = int(data.get("n_tiles_total") or 0)
+            accounted = int(data.get("n_tiles_processed") or 0) + int(
+                data.get("n_tiles_skipped") or 0
+            )
+            reasons = {"run not finished": max(0, total - accounted)}
+        for reason, n in reasons.items():
+            not_done[reason] = not_done.get(reason, 0) + int(n)
+    return Completeness(
+        n_listed=listed,
+        not_done=dict(sorted(not_done.items())),
+        logs_not_complete=tuple(incomplete),
+    )

@@ -41,7 +41,9 @@ class InputSection(_Section):
         default="EPSG:3413", description="CRS of the tile list's bboxes; must be the basemap's"
     )
     channel_order: str | None = Field(
-        default=None, description="the basemap's band order; default: its colour interpretation"
+        default=None,
+        description="every band of the basemap in order (RGB, BGR, RGBA: A is the alpha band, "
+        "a validity mask); default: the bands' colour interpretation",
     )
 
 

@@ -25,12 +25,13 @@ import torch
 from tilecast.apps.rts.config import RtsConfig
 from tilecast.apps.rts.plan import Plan, WorkItem, make_plan
 from tilecast.apps.rts.sink import TileSink
-from tilecast.apps.rts.tiles import UNREADABLE, SkippedTile, read_tile
+from tilecast.apps.rts.tiles import RETRYABLE, SkippedTile, read_tile
 from tilecast.bundle import Bundle, load_bundle
 from tilecast.bundle.runtime import activate
 from tilecast.errors import InputError
 from tilecast.grid import Tile
 from tilecast.io import preflight, storage
+from tilecast.io.bands import MASK_DESCRIPTIONS
 from tilecast.io.basemap import Basemap, ReadStats, open_basemap
 from tilecast.predict.batched import BatchedPredictor, TileInputs
 from tilecast.predict.views import tta_views
@@ -38,7 +39,7 @@ from tilecast.run import killpoints
 from tilecast.run.lease import Lease, lease_uri_for
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 from tilecast.run.record import CompletedTiles
-from tilecast.run.runlog import RunLog
+from tilecast.run.runlog import NOT_PROCESSED, RunLog
 from tilecast.run.success import clear_success
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ class JobResult:
     elapsed_s: float
     read_stats: ReadStats
     model_passes: int
-    complete: bool
+    complete: bool  # every tile done or skipped for good; else see not_done
+    not_done: dict[str, int]  # reason -> tiles not done (retried by the next run)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -80,10 +82,19 @@ def now_iso() -> str:
 
 
 def final_check(plan: Plan, record: CompletedTiles) -> dict[str, object]:
-    """Every tile of the list is committed (its file checked at start) or skipped with a reason."""
+    """Every tile of the list is committed (its file checked at start) or skipped for good.
+
+    ``not_done`` counts, per reason, the tiles that are neither: never processed (``not
+    processed``) or skipped for a reason a rerun can fix (:data:`tiles.RETRYABLE`). The run is
+    complete only when it is empty.
+    """
     listed = [item.tile.tile_id for item in plan.items]
     missing = sorted(t for t in listed if t not in record)
     unexplained = [t for t in record.ids("skipped") if not record.reason_for(t)]
+    retry = sorted(t for t in record.ids("skipped") if record.reason_for(t) in RETRYABLE)
+    not_done = collections.Counter(record.reason_for(t) for t in retry)
+    if missing:
+        not_done[NOT_PROCESSED] = len(missing)
     return {
         "n_listed": len(listed),
         "n_done": len(record.ids("done")),
@@ -91,6 +102,9 @@ def final_check(plan: Plan, record: CompletedTiles) -> dict[str, object]:
         "missing": missing[:20],
         "n_missing": len(missing),
         "skipped_without_reason": unexplained[:20],
+        "to_retry": retry[:20],
+        "n_to_retry": len(retry),
+        "not_done": dict(sorted(not_done.items())),
     }
 
 
@@ -125,7 +139,7 @@ class RtsJob:
             outputs={"output.path": self.output},
         )
         bundle = load_bundle(cfg.model.bundle)
-        basemap = open_basemap(cfg.input.basemap)
+        basemap = open_basemap(cfg.input.basemap, channel_order=cfg.input.channel_order)
         if not basemap.crs_matches(cfg.input.tile_list_crs):
             raise InputError(
                 f"the tile list is in {cfg.input.tile_list_crs} (input.tile_list_crs), "
@@ -142,7 +156,10 @@ class RtsJob:
                 f"takes {bundle.contract.input.dtype} ({bundle.contract.input.value_scaling} over "
                 f"{list(bundle.contract.input.input_range)})"
             )
-        order = cfg.input.channel_order or basemap.channel_order
+        order = basemap.channel_order  # of the data bands: config, else colour interpretation
+        log.info(
+            "%s: pixel validity from %s", cfg.input.basemap, MASK_DESCRIPTIONS[basemap.mask_rule]
+        )
         if order is None:
             order = bundle.contract.input.channel_order
             log.warning(
@@ -188,7 +205,9 @@ class RtsJob:
                     "use another output.path or remove the old run"
                 )
             record = CompletedTiles.from_json(previous.tiles)
-            record.forget([t for t in record.ids("skipped") if record.reason_for(t) == UNREADABLE])
+            record.forget([t for t in record.ids("skipped") if record.reason_for(t) in RETRYABLE])
+            previous.status = "running"  # until this run's final check says otherwise
+            previous.final_check = None
             return previous, self._drop_missing_files(record)
         runlog = RunLog(
             model_version=f"{bundle.contract.name} {bundle.contract.version}",
@@ -311,8 +330,7 @@ class RtsJob:
                 if final:
                     runlog.runs[-1]["finished"] = now_iso()
                     runlog.final_check = final_check(plan, record)
-                    if not runlog.final_check["missing"]:
-                        runlog.status = "complete"
+                    runlog.status = "incomplete" if runlog.final_check["not_done"] else "complete"
                 text = runlog.to_json()
             killpoints.reached("runlog.write")
             storage.write_text(self.log_uri, text)
@@ -398,4 +416,5 @@ class RtsJob:
             read_stats=basemap.stats,
             model_passes=predictor.passes,
             complete=runlog.status == "complete",
+            not_done=dict((runlog.final_check or {}).get("not_done", {})),
         )

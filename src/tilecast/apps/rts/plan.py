@@ -49,8 +49,8 @@ def make_plan(
             continue
         if window.shape != (tile_size, tile_size):
             problems.append(
-                f"tile {tile.tile_id}: {window.height} x {window.width} px on the basemap grid, "
-                f"expected {tile_size} x {tile_size} (inference.tile_size)"
+                f"tile {tile.tile_id}: {window.width} x {window.height} px (width x height) on "
+                f"the basemap grid, expected {tile_size} x {tile_size} (inference.tile_size)"
             )
             continue
         items.append(WorkItem(tile=tile, window=window, views=scale_views(window, scales)))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from tilecast.apps.rts.config import ProductsSection
 from tilecast.io import storage
 from tilecast.run.runlog import RunLog
-from tilecast.run.runlogs import run_log_names
+from tilecast.run.runlogs import read_run_logs, run_log_names
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ def record_total_area(output: str, total_area_km2: float) -> list[str]:
     return updated
 
 
+def _any_tile_done(output: str) -> bool:
+    logs = read_run_logs(output)
+    return any(t.get("status") == "done" for t in logs.tiles.values())
+
+
 def make_products(
     output: str,
     settings: ProductsSection,
@@ -49,6 +54,10 @@ def make_products(
     regions: tuple[str, ...] = ()
     n_polygons = total = vectors = report = None
     lines: tuple[str, ...] = ()
+    if (settings.merge or settings.vectorize) and not _any_tile_done(output):
+        log.warning("%s: no tile is done: no mosaics and no polygons", output)
+        settings = settings.model_copy(update={"merge": False, "vectorize": False})
+        lines += (f"products   none: no tile of {output} is done",)
     if settings.merge:
         merged = merge_output(
             output,
@@ -65,5 +74,5 @@ def make_products(
         from tilecast.apps.rts.report import make_report
 
         summary = make_report(output, basemap=basemap)
-        report, lines = summary.path, tuple(summary.lines())
+        report, lines = summary.path, lines + tuple(summary.lines())
     return ProductsResult(regions, n_polygons, total, vectors, report, lines)

@@ -178,6 +178,7 @@ class RunTotals:
     inference_date: str | None  # the earliest
     not_complete: tuple[str, ...]  # logs whose status is not "complete"
     n_missing: int  # listed tiles neither committed nor skipped (final_check)
+    not_done: Mapping[str, int]  # reason -> tiles not done, a rerun retries them (final_check)
     n_duplicate_tiles: int  # tiles listed by more than one used log
     regions: tuple[str, ...] = ()  # regions of the done tiles (each must have mosaics)
 
@@ -279,10 +280,14 @@ def combine_run_logs(logs: Sequence[files.RunLogFile]) -> RunTotals | None:
                 if isinstance(t, Mapping) and t.get("status") == "done"
             )
     missing = 0
+    not_done: Counter[str] = Counter()
     for data in datas:
         check = data.get("final_check")
         if isinstance(check, Mapping):
             missing += _int(check.get("n_missing"))
+            reasons = check.get("not_done")
+            if isinstance(reasons, Mapping):
+                not_done.update({str(k): _int(v) for k, v in reasons.items()})
     return RunTotals(
         used=tuple(f.name for f in used),
         how=how,
@@ -303,6 +308,7 @@ def combine_run_logs(logs: Sequence[files.RunLogFile]) -> RunTotals | None:
             f.name for f, d in zip(used, datas, strict=True) if d.get("status") != "complete"
         ),
         n_missing=missing,
+        not_done=dict(sorted(not_done.items())),
         n_duplicate_tiles=sum(1 for n in tile_owners.values() if n > 1),
         regions=tuple(sorted(regions)),
     )
@@ -869,6 +875,13 @@ class _Context:
     basemap_note: str
     checks: list[Check]
 
+    def basemap_unreadable(self, message: str) -> None:
+        """A basemap file that cannot be read: shown without it, said once per file."""
+        lead = "basemap partly unreadable, shown without it: "
+        path = message.split(": ", 1)[0]
+        if not any(c.text.startswith(f"{lead}{path}: ") for c in self.checks):
+            self.checks.append(Check("warn", f"{lead}{message}"))
+
 
 def _region_section(ctx: _Context, region: _Region) -> None:
     kinds = region.mosaics
@@ -898,7 +911,11 @@ def _region_section(ctx: _Context, region: _Region) -> None:
             basemap_note = f"basemap not shown: it is in {bm.crs}, the mosaic in {crs}"
         else:
             raw, valid = files.read_basemap_view(
-                bm, info.bounds, shape, bands=files.rgb_band_positions(bm)
+                bm,
+                info.bounds,
+                shape,
+                bands=files.rgb_band_positions(bm),
+                on_error=ctx.basemap_unreadable,
             )
             rgb = to_display_rgb(raw, valid, bm.dtype.name)
             basemap_note = ""
@@ -987,7 +1004,9 @@ def _chips_section(ctx: _Context, n_chips: int) -> tuple[str, int]:
                 if factor <= 1
                 else (max(1, round(rows / factor)), max(1, round(cols / factor)))
             )
-            raw, valid = files.read_basemap_view(bm, bounds, out_shape, bands=bands)
+            raw, valid = files.read_basemap_view(
+                bm, bounds, out_shape, bands=bands, on_error=ctx.basemap_unreadable
+            )
             rgb = to_display_rgb(raw, valid, bm.dtype.name)
             near = frame.cx[bounds[0] : bounds[2], bounds[1] : bounds[3]]
             others = [g for i, g in zip(near.index, near.geometry, strict=True) if i != pick.row]
@@ -1056,7 +1075,17 @@ def _assess(
             out.append(Check("error", "no run log: logs/inference_log*.json is missing"))
     else:
         accounted = totals.n_tiles_processed + totals.n_tiles_skipped
-        if totals.n_tiles_total is not None:
+        n_not_done = sum(totals.not_done.values())
+        if n_not_done:
+            out.append(
+                Check(
+                    "error",
+                    f"incomplete: {n_not_done:,} tile(s) not done "
+                    f"({_fmt_counts(totals.not_done)}); no _SUCCESS. Rerunning the same "
+                    "command retries them; mosaics, polygons and this page leave them out",
+                )
+            )
+        if totals.n_tiles_total is not None and not n_not_done:
             if accounted < totals.n_tiles_total:
                 out.append(
                     Check(
@@ -1075,11 +1104,11 @@ def _assess(
                 )
         if len(totals.used) > 1:
             out.append(Check("info", f"totals from {totals.how}"))
-        if totals.n_missing:
+        if totals.n_missing and not n_not_done:
             out.append(
                 Check("error", f"the final check lists {totals.n_missing:,} tile(s) not committed")
             )
-        if totals.not_complete:
+        if totals.not_complete and not n_not_done:
             out.append(
                 Check("warn", f"run not marked complete in {', '.join(totals.not_complete)}")
             )

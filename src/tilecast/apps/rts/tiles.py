@@ -2,9 +2,13 @@
 
 A tile is skipped (recorded with its reason, counted in the run log, logged) rather than
 predicted when it lies wholly outside the basemap (:data:`OUTSIDE`), when every pixel of its
-footprint is NoData (:data:`ALL_NODATA`), or when its basemap pixels cannot be decoded
-(:data:`UNREADABLE`: a truncated or corrupt quad whose header opened; the error naming the file
-and the rows is logged). Unreadable tiles are tried again by the next run.
+footprint is invalid (:data:`ALL_NODATA`), or when its basemap pixels cannot be read
+(:data:`UNREADABLE`: a truncated or corrupt quad whose header opened, or a remote read that
+failed after its retries; the error naming the file, the window and GDAL's message is logged).
+
+The first two are final: the tile has nothing to predict. An unreadable tile is not done
+(:data:`RETRYABLE`): the run ends *incomplete*, without ``_SUCCESS``, and the next run with the
+same arguments tries it again.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ log = logging.getLogger(__name__)
 OUTSIDE = "outside the basemap"
 ALL_NODATA = "all NoData"
 UNREADABLE = "basemap pixels unreadable"
+
+#: Skip reasons a rerun can fix: such a tile is not done, and its run is incomplete.
+RETRYABLE = frozenset({UNREADABLE})
 
 
 @dataclass(frozen=True)
