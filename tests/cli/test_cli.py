@@ -60,6 +60,23 @@ def write_scene(path, *, height=70, width=90):
     return image
 
 
+def test_predict_on_a_file_whose_blocks_do_not_decode_says_so_with_gdals_message(
+    make_bundle, tmp_path
+):
+    """It opened: not "cannot open", but which read failed and GDAL's own words, without -v."""
+    write_scene(tmp_path / "whole.tif", height=600, width=600)  # LZW, 256-px internal tiles
+    data = (tmp_path / "whole.tif").read_bytes()
+    (tmp_path / "cut.tif").write_bytes(data[: len(data) * 2 // 3])
+    out = run("predict", make_bundle(), tmp_path / "cut.tif", tmp_path / "o.tif")
+    assert out.exit_code == 1
+    message = out.output.strip()
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert "cut.tif: block decode failed reading the whole raster (600 x 600 px)" in message
+    assert "IReadBlock failed" in message and "See previous exception" not in message
+    assert "cannot open" not in message
+    assert not (tmp_path / "o.tif").exists()
+
+
 def test_predict_writes_a_georeferenced_probability_raster(make_bundle, tmp_path):
     write_scene(tmp_path / "scene.tif")
     out = run("predict", make_bundle(), tmp_path / "scene.tif", tmp_path / "prob.tif")

@@ -196,8 +196,7 @@ def read_window(
         gdal_mask = src.dataset_mask(window=window) if layout.mask == "mask" else None
     except RasterioError as exc:
         raise StorageError(
-            f"{where}: block decode failed at {describe_window(window, src)} "
-            f"({gdal_error_text(exc)})"
+            f"{where}: block decode failed {describe_window(window, src)} ({gdal_error_text(exc)})"
         ) from exc
     if layout.mask == "alpha":
         data, valid = pixels[:-1], pixels[-1] != 0
@@ -212,9 +211,9 @@ def read_window(
 
 
 def describe_window(window: RioWindow | None, src: Any) -> str:
-    """``cols 0:256, rows 256:384 (256 x 128 px)``: where a read failed, width first."""
+    """``at cols 0:256, rows 256:384 (256 x 128 px)``: where a read failed, width first."""
     if window is None:
-        return f"the whole raster ({src.width} x {src.height} px)"
+        return f"reading the whole raster ({src.width} x {src.height} px)"
     col, row = int(window.col_off), int(window.row_off)
     w, h = int(window.width), int(window.height)
-    return f"cols {col}:{col + w}, rows {row}:{row + h} ({w} x {h} px)"
+    return f"at cols {col}:{col + w}, rows {row}:{row + h} ({w} x {h} px)"
