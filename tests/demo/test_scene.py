@@ -1,5 +1,3 @@
-import time
-
 import numpy as np
 import pytest
 import shapely
@@ -168,9 +166,8 @@ def test_bad_arguments_are_refused(kwargs, name):
 
 
 @pytest.mark.slow
-def test_large_scene_is_fast():
-    start = time.perf_counter()
+def test_a_demo_sized_scene_is_made_whole():
+    """The demo's 2048 px scene (its generation time is a figure for bench/, not a test)."""
     big = generate_scene(seed=5, height=2048, width=2048)
-    elapsed = time.perf_counter() - start
-    assert big.image.shape == (3, 2048, 2048)
-    assert elapsed < 6.0  # about 2 s on two idle cores; room for a busy machine
+    assert big.image.shape == (3, 2048, 2048) and big.image.dtype == np.uint8
+    assert len(big.slumps) >= 1 and big.truth.shape == (2048, 2048)

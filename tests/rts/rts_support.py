@@ -164,7 +164,10 @@ def echo_bundle(
     return out
 
 
-def make_config(*, bundle: Path, basemap: Path, out: Path, **inference: object) -> RtsConfig:
+def make_config(
+    *, bundle: Path, basemap: Path, out: Path, tile_encoding: str = "float32", **inference: object
+) -> RtsConfig:
+    """A job config; tiles in float32 unless asked (the tests check exact values in them)."""
     settings = {
         "tile_size": 64,
         "scales": [1.0, 0.5],
@@ -177,7 +180,7 @@ def make_config(*, bundle: Path, basemap: Path, out: Path, **inference: object) 
         {
             "model": {"bundle": str(bundle), "device": "cpu", "precision": "fp32"},
             "input": {"basemap": str(basemap), "basemap_version": "test"},
-            "output": {"path": str(out)},
+            "output": {"path": str(out), "tile_encoding": tile_encoding},
             "inference": settings,
         }
     )

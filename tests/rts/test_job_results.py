@@ -38,7 +38,13 @@ def test_results_do_not_depend_on_batch_size_workers_or_tile_order(scene, make_b
     bundle = make_bundle("export")
     tiles = tiles_for(image, tile_size=64, stride=32)
     reference = None
-    for i, (batch, workers, order) in enumerate([(1, 1, 1), (5, 3, -1), (16, 2, 7)]):
+    settings = [
+        (1, 1, 1, "per_tile"),
+        (5, 3, -1, "per_tile"),
+        (16, 2, 7, "per_tile"),
+        (4, 2, -1, "batched"),  # the GPU's shape, run on the CPU: the same bytes
+    ]
+    for i, (batch, workers, order, shape) in enumerate(settings):
         shuffled = (
             tiles[::order]
             if order in (1, -1)
@@ -46,8 +52,15 @@ def test_results_do_not_depend_on_batch_size_workers_or_tile_order(scene, make_b
         )
         assert sorted(t.tile_id for t in shuffled) == sorted(t.tile_id for t in tiles)
         out = tmp_path / f"run{i}"
-        run(
-            make_config(bundle=bundle, basemap=basemap, out=out, batch_size=batch, workers=workers),
+        result = run(
+            make_config(
+                bundle=bundle,
+                basemap=basemap,
+                out=out,
+                batch_size=batch,
+                workers=workers,
+                pipeline=shape,
+            ),
             shuffled,
         )
         hashes = tile_hashes(out)
@@ -55,7 +68,14 @@ def test_results_do_not_depend_on_batch_size_workers_or_tile_order(scene, make_b
         if reference is None:
             reference = hashes
         else:
-            assert hashes == reference, f"batch {batch}, workers {workers} changed the output"
+            assert hashes == reference, (
+                f"batch {batch}, workers {workers}, {shape} pipeline changed the output"
+            )
+        # where the time went, per stage, in the run log and the result
+        logged = json.loads((out / "logs" / "inference_log.json").read_text())["stage_seconds"]
+        assert {"read", "prepare", "device", "post", "encode", "write"} <= set(logged)
+        assert logged["encode"]["n"] == result.n_committed and logged["read"]["cpu_s"] > 0
+        assert result.pipeline_cpu_s > 0 and result.stage_seconds["device"].n > 0
 
 
 def test_scale_half_minimal_tta_equals_the_reference_path(scene, make_bundle, tmp_path):

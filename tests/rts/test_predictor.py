@@ -123,3 +123,28 @@ def test_other_errors_are_not_mistaken_for_out_of_memory():
                 Broken(), activate=torch.sigmoid, views=tta_views("none"), batch_size=4
             ).run(tiles(1))
         )
+
+
+@pytest.mark.parametrize(("model_size", "tile_size", "k"), [(64, 64, 2), (64, 64, 4), (32, 32, 2)])
+def test_upsampling_only_the_centre_equals_upsampling_the_whole_context(model_size, tile_size, k):
+    from tilecast.predict.batched import context_to_tile
+
+    prob = torch.rand(model_size, model_size, generator=torch.Generator().manual_seed(k))
+    context = model_size * k
+    offset = (context - tile_size) // 2
+    full = torch.nn.functional.interpolate(
+        prob[None, None], size=(context, context), mode="bilinear", align_corners=False
+    )[0, 0, offset : offset + tile_size, offset : offset + tile_size]
+    fast = context_to_tile(prob, context_size=context, tile_size=tile_size)
+    assert torch.equal(fast, full)  # bit for bit: the same weights and neighbours
+
+
+def test_scale_fusion_equals_torch_max_first_index_on_ties():
+    from tilecast.predict.batched import fuse_scales
+
+    g = torch.Generator().manual_seed(0)
+    maps = [torch.randint(0, 4, (32, 32), generator=g).float() / 4 for _ in range(3)]  # ties
+    best, index = fuse_scales(maps)
+    ref_best, ref_index = torch.max(torch.stack(maps), dim=0)
+    assert torch.equal(best, ref_best) and torch.equal(index.long(), ref_index)
+    assert index.dtype == torch.uint8

@@ -69,11 +69,11 @@ def test_an_interrupted_run_has_no_success_and_removes_a_stale_one(inputs, tmp_p
     real_commit = TileSink.commit
     calls = []
 
-    def failing_commit(self, out_tile):
+    def failing_commit(self, out_tile, **kwargs):
         calls.append(1)
         if len(calls) == 4:
             raise OSError("disk went away")
-        return real_commit(self, out_tile)
+        return real_commit(self, out_tile, **kwargs)
 
     monkeypatch.setattr(TileSink, "commit", failing_commit)
     with pytest.raises(OSError, match="disk went away"):

@@ -1,11 +1,15 @@
-"""Digitising with the shipped bundle: contract, exact crop, masked pixels, batch == single."""
+"""Digitising with the shipped bundle: contract, exact crop, masked pixels, batch == single,
+one scan per model call with the process's oneDNN setting left alone."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tilecast.apps.welllog.curves import DigitisedCurves
 from tilecast.apps.welllog.digitise import (
@@ -98,31 +102,79 @@ def assert_same_curves(a: DigitisedCurves, b: DigitisedCurves) -> None:
     assert a.counts == b.counts and a.registration == b.registration
 
 
-def test_batched_equals_one_at_a_time_bit_for_bit(bundle: Bundle) -> None:
-    # a group of four same-size scans, two that pad to the same shape, and one of its own
+def mixed_scans() -> tuple[list[np.ndarray], list[ScanRecord]]:
+    """Four same-size scans, two that pad to the same shape, one of its own; 1 and 2 curves,
+    with and without missing pixels."""
     sizes = [(96, 256)] * 4 + [(90, 250), (70, 230), (128, 300)]
     scans = [
         generate_scan(40 + i, width=w, height=max(h, 64), missing=i % 2 == 0)
         for i, (h, w) in enumerate(sizes)
     ]
     images = [np.ascontiguousarray(s.image[:h]) for s, (h, _) in zip(scans, sizes, strict=True)]
-    records = [s.record for s in scans]
+    return images, [s.record for s in scans]
+
+
+def test_batched_equals_one_at_a_time_bit_for_bit(bundle: Bundle) -> None:
+    images, records = mixed_scans()
+    assert {len(r.curves) for r in records} == {1, 2}
     single = [predict_scan(bundle, image) for image in images]
-    single_curves = [curves_of(bundle, p, r) for p, r in zip(single, records, strict=True)]
-    assert_same_curves(single_curves[0], digitise(bundle, images[0], records[0]))
-    for batch_size in (1, 2, 3):
+    single_curves = [digitise(bundle, image, r) for image, r in zip(images, records, strict=True)]
+    for p, r, curves in zip(single, records, single_curves, strict=True):
+        assert_same_curves(curves, curves_of(bundle, p, r))
+    for batch_size in (1, 3, 8):  # one, a short last batch, more than all
         batched = predict_scans(bundle, images, batch_size=batch_size)
         for a, b in zip(single, batched, strict=True):
             assert np.array_equal(a.probabilities, b.probabilities)
             assert np.array_equal(a.valid, b.valid)
             assert a.padding == b.padding
-        curves = (
-            digitise_many(bundle, images, records, batch_size=batch_size)
-            if batch_size == 3
-            else [curves_of(bundle, p, r) for p, r in zip(batched, records, strict=True)]
-        )
+        curves = digitise_many(bundle, images, records, batch_size=batch_size)
         for a, b in zip(single_curves, curves, strict=True):
             assert_same_curves(a, b)
+
+
+class SpyModel:
+    """The bundle's model, recording each call's input shape and the oneDNN switch."""
+
+    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.model = model
+        self.calls: list[tuple[tuple[int, ...], bool]] = []
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.calls.append((tuple(batch.shape), torch.backends.mkldnn.enabled))
+        return self.model(batch)
+
+
+@pytest.mark.parametrize("onednn", [True, False])
+def test_the_model_sees_one_scan_per_call_and_the_onednn_switch_is_left_alone(
+    bundle: Bundle, onednn: bool
+) -> None:
+    # batch invariance comes from batches of one (oneDNN picks kernels by batch size), not
+    # from flipping the process-wide backend switch under other threads' feet
+    images, records = mixed_scans()
+    spy = SpyModel(bundle.model)
+    spied = dataclasses.replace(bundle, model=spy)
+    saved = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = onednn  # not mkldnn.flags(): that one warns about TF32
+    try:
+        reference = [digitise(bundle, image, r) for image, r in zip(images, records, strict=True)]
+        curves = digitise_many(spied, images, records, batch_size=4)
+        predict_scans(spied, images[:4], batch_size=4)
+        assert torch.backends.mkldnn.enabled is onednn
+    finally:
+        torch.backends.mkldnn.enabled = saved
+    assert len(spy.calls) == len(images) + 4
+    assert all(shape[0] == 1 and flag is onednn for shape, flag in spy.calls)
+    for a, b in zip(reference, curves, strict=True):
+        assert_same_curves(a, b)
+
+
+def test_a_bad_scan_in_a_batch_is_refused_before_any_scan_runs(bundle: Bundle) -> None:
+    images, records = mixed_scans()
+    spy = SpyModel(bundle.model)
+    bad = [images[0], images[1], images[2].astype(np.float32)]
+    with pytest.raises(InputError, match="uint8"):
+        digitise_many(dataclasses.replace(bundle, model=spy), bad, records[:3], batch_size=4)
+    assert spy.calls == []
 
 
 def test_bad_inputs_are_refused(bundle: Bundle) -> None:

@@ -9,6 +9,8 @@ from torch import nn
 
 from tilecast.bundle.contract import Contract
 from tilecast.bundle.stats import NormalizationStats
+from tilecast.prep.normalize import normalize_tensor
+from tilecast.prep.scaling import scale_tensor
 
 
 def scale_factors(contract: Contract) -> tuple[float, float]:
@@ -30,18 +32,21 @@ class BakedSteps(nn.Module):
         super().__init__()
         self.steps = tuple(steps)
         c = contract.input.channels
-        offset, factor = scale_factors(contract)
-        self.register_buffer("scale_offset", torch.full((1, c, 1, 1), offset, dtype=torch.float32))
-        self.register_buffer("scale_factor", torch.full((1, c, 1, 1), factor, dtype=torch.float32))
+        lo, hi = contract.input.input_range
+        self.lo, self.span = float(lo), float(hi) - float(lo)
+        self.scaling = contract.input.value_scaling
         self.register_buffer("mean", torch.tensor(stats.mean, dtype=torch.float32).view(1, c, 1, 1))
         self.register_buffer("std", torch.tensor(stats.std, dtype=torch.float32).view(1, c, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # the same functions the host path runs (tilecast.prep): one implementation
         for step in self.steps:
-            if step == "scale_values":
-                x = (x - self.scale_offset) * self.scale_factor
+            if step == "scale_values" and self.scaling != "raw":
+                x = scale_tensor(
+                    x, lo=self.lo, span=self.span, symmetric=self.scaling == "symmetric"
+                )
             elif step == "normalize":
-                x = (x - self.mean) / self.std
+                x = normalize_tensor(x, self.mean, self.std)
         return x
 
 

@@ -30,15 +30,16 @@ from tilecast.prep import (
     resize_bilinear,
     scale_values,
 )
+from tilecast.prep.arrays import Array, LazyCounts, as_tensor, numpy_dtype
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A host-prepared image ready for the model program."""
+    """An image prepared for the model program, on the device it was prepared on."""
 
-    array: np.ndarray  # float32 (C, Hp, Wp), padded to the alignment multiple
-    valid: np.ndarray  # bool (H, W) at the input's extent
-    sentinel_counts: Mapping[str, int]
+    array: torch.Tensor  # float32 (C, Hp, Wp), padded to the alignment multiple
+    valid: torch.Tensor  # bool (H, W) at the input's extent (after any resize_to: the input's)
+    sentinel_counts: Mapping[str, int]  # read lazily: on a GPU, counting does not wait
     padding: Padding
 
 
@@ -47,10 +48,12 @@ def sentinel_policy(contract: Contract) -> SentinelPolicy:
     return SentinelPolicy(values=tuple(s.values), nan=s.nan, inf=s.inf, strings=tuple(s.strings))
 
 
-def check_image(contract: Contract, image: np.ndarray, *, channel_order: str) -> None:
+def check_image(contract: Contract, image: Array, *, channel_order: str) -> None:
     spec = contract.input
     if image.ndim != 3:
-        raise InputError(f"expected an image of shape (channels, rows, cols), got {image.shape}")
+        raise InputError(
+            f"expected an image of shape (channels, rows, cols), got {tuple(image.shape)}"
+        )
     if image.shape[0] != spec.channels:
         raise InputError(
             f"the model takes {spec.channels} channel(s) ({spec.channel_order}), "
@@ -61,10 +64,11 @@ def check_image(contract: Contract, image: np.ndarray, *, channel_order: str) ->
             f"channel order {channel_order!r} names {len(channel_order)} channels, "
             f"the image has {image.shape[0]}"
         )
-    if image.dtype.name != spec.dtype:
+    dtype = numpy_dtype(image).name
+    if dtype != spec.dtype:
         raise InputError(
             f"the model expects {spec.dtype} pixels ({spec.value_scaling} over "
-            f"{list(spec.input_range)}), the image is {image.dtype.name}"
+            f"{list(spec.input_range)}), the image is {dtype}"
         )
 
 
@@ -77,26 +81,38 @@ def fill_value_mean(contract: Contract, stats: NormalizationStats) -> list[float
 def prepare(
     contract: Contract,
     stats: NormalizationStats,
-    image: np.ndarray,
+    image: Array,
     *,
     channel_order: str,
     nodata: float | None = None,
-    valid: np.ndarray | None = None,
+    valid: Array | None = None,
     resize_to: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
+    valid_reason: str = "masked",
 ) -> Prepared:
-    """Run the contract's host-side steps on one ``(C, H, W)`` image.
+    """Run the contract's host-side steps on one ``(C, H, W)`` image, as torch tensor ops.
+
+    ``image`` is a numpy array or a tensor in its source dtype (uint8 basemap pixels stay
+    uint8 until the fill step makes them float32), on the CPU or already on the model's
+    device; ``device`` moves it there first. Every step runs where the tensor is: this is the
+    one executor of a contract, on the host or on a GPU.
 
     ``valid`` is the reader's validity mask (GDAL's dataset mask: alpha band, internal mask,
     NoData; pixels no source covers); the guard's mask is combined with it, and pixels only
-    the reader rejects are counted as ``"masked"``. ``nodata`` is the raster's NoData value:
-    the guard counts a pixel whose every channel holds it as ``"nodata"`` (GDAL's rule). ``resize_to`` resamples (bilinear) right after the invalid pixels
-    are filled and before any value scaling, so no sentinel is ever interpolated: this is how a
-    multi-scale job feeds a downsampled context through the same contract.
+    the reader rejects are counted under ``valid_reason`` (``"masked"``; a reader that applied
+    the NoData rule itself passes ``"nodata"`` and no ``nodata``, sparing the guard the same
+    comparison). ``nodata`` is the raster's NoData value: the guard counts a pixel whose every
+    channel holds it as ``"nodata"`` (GDAL's rule).
+    ``resize_to`` resamples (bilinear) right after the invalid pixels are filled and before
+    any value scaling, so no sentinel is ever interpolated: this is how a multi-scale job
+    feeds a downsampled context through the same contract.
     """
     check_image(contract, image, channel_order=channel_order)
-    array: np.ndarray = image
-    reader_valid = valid
-    valid = None
+    array = as_tensor(image)
+    if device is not None:
+        array = array.to(device, non_blocking=True)
+    reader_valid = None if valid is None else as_tensor(valid).to(array.device, non_blocking=True)
+    mask: torch.Tensor | None = None
     counts: Mapping[str, int] = {}
     padding: Padding | None = None
     for step in contract.preprocessing:
@@ -105,22 +121,24 @@ def prepare(
         match step.op:
             case "guard_sentinels":
                 guard = guard_pixels(array, policy=sentinel_policy(contract), nodata=nodata)
-                valid, counts = guard.valid, dict(guard.counts)
-                if reader_valid is not None:
-                    masked = int((guard.valid & ~reader_valid).sum())
-                    if masked:
-                        counts["masked"] = masked
-                    valid = guard.valid & reader_valid
+                mask, counts = guard.valid, guard.counts
+                if reader_valid is not None and guard.all_valid:  # e.g. uint8: no sentinel fits
+                    counts = LazyCounts.combine(counts, valid_reason, (~reader_valid).sum())
+                    mask = reader_valid
+                elif reader_valid is not None:
+                    masked = guard.valid & ~reader_valid
+                    counts = LazyCounts.combine(counts, valid_reason, masked.sum())
+                    mask = guard.valid & reader_valid
             case "reorder_channels":
                 array = reorder_channels(
                     array, source=channel_order, target=contract.input.channel_order
                 )
             case "fill_invalid":
-                assert valid is not None  # guard_sentinels is required and runs first
+                assert mask is not None  # guard_sentinels is required and runs first
                 policy = step.params.get("policy", "mean")
                 array = fill_invalid(
                     array,
-                    valid,
+                    mask,
                     policy=policy,
                     mean=fill_value_mean(contract, stats) if policy == "mean" else None,
                     value=step.params.get("value"),
@@ -137,14 +155,14 @@ def prepare(
                 array = normalize(array, mean=stats.mean, std=stats.std)
             case "pad_to_multiple":
                 array, padding = pad_to_multiple(
-                    np.asarray(array, dtype=np.float32),
+                    array.to(torch.float32),
                     multiple=contract.alignment.multiple,
                     mode=contract.alignment.pad_mode,
                 )
-    assert valid is not None and padding is not None
+    assert mask is not None and padding is not None
     return Prepared(
-        array=np.ascontiguousarray(array, dtype=np.float32),
-        valid=valid,
+        array=array.to(torch.float32).contiguous(),
+        valid=mask,
         sentinel_counts=counts,
         padding=padding,
     )
@@ -176,17 +194,20 @@ def infer(
     contract: Contract,
     stats: NormalizationStats,
     model: Callable[[torch.Tensor], torch.Tensor],
-    image: np.ndarray,
+    image: Array,
     *,
     channel_order: str,
     nodata: float | None = None,
-    valid: np.ndarray | None = None,
+    valid: Array | None = None,
     resize_to: tuple[int, int] | None = None,
+    device: torch.device | str | None = None,
 ) -> Inference:
     """The whole contract on one image: host steps, model program, activation, crop.
 
-    ``valid`` is the reader's validity mask (see :func:`prepare`). With ``resize_to`` the
-    probabilities come back at the resized extent.
+    ``valid`` is the reader's validity mask (see :func:`prepare`); ``device`` is where the
+    steps and the model run (default: where ``image`` is; the model must be there too). With
+    ``resize_to`` the probabilities come back at the resized extent. Results come back as
+    numpy arrays.
     """
     prepared = prepare(
         contract,
@@ -196,13 +217,13 @@ def infer(
         nodata=nodata,
         valid=valid,
         resize_to=resize_to,
+        device=device,
     )
-    batch = torch.from_numpy(prepared.array[None])
-    probs = activate(contract, model(batch))[0]
+    probs = activate(contract, model(prepared.array[None]))[0]
     out = crop_padding(probs, prepared.padding).cpu().numpy().astype(np.float32, copy=False)
     return Inference(
         probabilities=out,
-        valid=prepared.valid,
-        sentinel_counts=prepared.sentinel_counts,
+        valid=prepared.valid.cpu().numpy(),
+        sentinel_counts=dict(prepared.sentinel_counts),
         padding=prepared.padding,
     )

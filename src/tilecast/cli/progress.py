@@ -8,6 +8,7 @@ import time
 import click
 
 from tilecast.run.progress import ProgressEvent
+from tilecast.run.stages import per_tile_ms
 
 
 def _duration(seconds: float | None) -> str:
@@ -21,10 +22,12 @@ def _duration(seconds: float | None) -> str:
 
 def line(event: ProgressEvent, *, unit: str = "tiles") -> str:
     pct = 100 * event.done / event.total if event.total else 100.0
-    return (
+    text = (
         f"{event.done}/{event.total} {unit} ({pct:.1f}%), {event.skipped} skipped, "
         f"{event.rate:.2f} {unit}/s, elapsed {_duration(event.elapsed_s)}, ETA {_duration(event.eta_s)}"
     )
+    stages = per_tile_ms(event.stages, event.done - event.skipped)
+    return f"{text}; {stages}" if stages else text
 
 
 class ProgressRenderer:

@@ -3,7 +3,8 @@
 The merge arithmetic (``tilecast.merge``) is pure numpy; everything here touches files:
 
 - :func:`read_header` and :func:`read_tile_window` read a per-tile prediction GeoTIFF, checking
-  that it is where the plan says (transform, size, CRS), has the declared bands and NoData;
+  that it is where the plan says (transform, size, CRS) and is a tile file (bands, NoData,
+  encoding), and decode it to float32 whatever its encoding;
 - :func:`region_arrays` makes the two whole-region accumulators of the in-memory strategy, in
   RAM or as ``np.memmap`` files in a scratch directory;
 - :class:`MosaicWriter` fills one tiled, compressed intermediate GeoTIFF per output layer block
@@ -41,6 +42,7 @@ from rasterio.errors import RasterioError
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window as RioWindow
 
+from tilecast.apps.rts.tile_codec import TileFormat, tile_format
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
 from tilecast.io.raster import grid_of
@@ -114,7 +116,7 @@ def _crs(text: str) -> CRS:
     return CRS.from_user_input(text)
 
 
-def _check_tile(src: Any, uri: str, *, grid: PixelGrid, nodata: float) -> None:
+def _check_tile(src: Any, uri: str, *, grid: PixelGrid) -> TileFormat:
     problems = []
     if (src.height, src.width) != grid.shape:
         problems.append(
@@ -137,35 +139,42 @@ def _check_tile(src: Any, uri: str, *, grid: PixelGrid, nodata: float) -> None:
         )
     if src.crs is None or src.crs != _crs(grid.crs):
         problems.append(f"CRS {src.crs.to_string() if src.crs else None} (expected {grid.crs})")
-    if src.count != 2 or any(d != "float32" for d in src.dtypes):
-        problems.append(f"{src.count} band(s) of {'/'.join(src.dtypes)} (expected 2 x float32)")
-    if src.nodata is None or src.nodata != nodata:
-        problems.append(f"NoData {src.nodata} (expected {nodata})")
+    fmt = None
+    try:
+        fmt = tile_format(
+            dtypes=src.dtypes,
+            nodata=src.nodata,
+            scales=src.scales,
+            offsets=src.offsets,
+            tags=src.tags(),
+        )
+    except InputError as exc:
+        problems.append(str(exc).removeprefix("tile file: "))
     if problems:
         raise InputError(f"{uri}: tile file does not match the merge plan: " + "; ".join(problems))
+    assert fmt is not None
+    return fmt
 
 
-def read_tile_window(
-    uri: str, window: Window, *, grid: PixelGrid, nodata: float = -1.0
-) -> np.ndarray:
-    """``window`` (in the tile's own pixels) of a 2-band float32 tile file, as ``(2, h, w)``.
+def read_tile_window(uri: str, window: Window, *, grid: PixelGrid) -> np.ndarray:
+    """``window`` (in the tile's own pixels) of a tile file, as float32 ``(2, h, w)``:
+    probability and winning scale, NoData -1, whatever the file's encoding (read from the file,
+    decoded by :mod:`tilecast.apps.rts.tile_codec`).
 
-    ``grid`` is where the plan says the tile file lies; a file whose size, transform, CRS, bands
-    or NoData differ raises :class:`InputError` naming the file and each difference.
+    ``grid`` is where the plan says the tile file lies; a file whose size, transform, CRS, bands,
+    NoData or encoding differ raises :class:`InputError` naming the file and each difference.
     """
     if not grid.window.contains(window) or window.is_empty:
         raise InputError(
             f"{uri}: window {window} is not inside the tile ({grid.width} x {grid.height} px)"
         )
     with _open(uri) as src:
-        _check_tile(src, uri, grid=grid, nodata=nodata)
+        fmt = _check_tile(src, uri, grid=grid)
         try:
-            return src.read(
-                window=RioWindow(window.col, window.row, window.width, window.height),
-                out_dtype="float32",
-            )
+            raw = src.read(window=RioWindow(window.col, window.row, window.width, window.height))
         except RasterioError as exc:
             raise StorageError(f"{uri}: cannot read window {window} ({exc})") from exc
+    return fmt.decode(raw)
 
 
 @contextlib.contextmanager

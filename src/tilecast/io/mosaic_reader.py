@@ -1,11 +1,15 @@
 """Window reads from a single-file raster on a north-up pixel grid (region mosaics, tile files).
 
-:func:`open_mosaic` opens a GeoTIFF (a region COG or a per-tile file) and keeps the handle
+:func:`open_mosaic` opens a GeoTIFF (a region COG or any single raster) and keeps the handle
 open; :meth:`MosaicReader.read` returns one band of an integer pixel
 :class:`~tilecast.grid.Window` of the raster's own grid. Windows are boundless: pixels outside
 the raster read as the NoData value (0 without one), so callers never clip by hand.
 :meth:`MosaicReader.blocks` walks the raster in square blocks, row-major, so a region larger
 than memory can be processed a block at a time.
+
+It returns the stored values: a per-tile prediction file in an integer encoding holds codes,
+so tile files are read with :func:`tilecast.io.mosaic_files.read_tile_window`, which decodes
+them (:mod:`tilecast.apps.rts.tile_codec`).
 
 Georeferencing is checked when the file is opened: a rotated, sheared or south-up transform
 is refused (:meth:`tilecast.grid.PixelGrid.from_affine`), as is a raster without a CRS.

@@ -8,8 +8,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import rasterio
@@ -171,6 +172,84 @@ def gtiff_profile(array: np.ndarray, *, georef: Georef, nodata: float | None) ->
     }
 
 
+@dataclass(frozen=True)
+class GTiffCoding:
+    """How GDAL stores a GeoTIFF's pixels: compression, its predictor and level, the blocks.
+
+    ``predictor`` 1 is none, 2 horizontal differencing (integers), 3 floating point; ``level``
+    is ``ZSTD_LEVEL`` for zstd and ``ZLEVEL`` for deflate. Rasters at least ``blocksize`` px in
+    both directions are tiled in ``blocksize`` blocks (a multiple of 16), smaller ones and
+    ``blocksize=None`` are stored in strips. ``interleave`` ``band`` or ``pixel``; None: pixel
+    for multi-band uint8 (images), GDAL's default otherwise.
+    """
+
+    compress: str = "lzw"
+    predictor: int = 1
+    level: int | None = None
+    blocksize: int | None = 256
+    interleave: Literal["band", "pixel"] | None = None
+
+    def creation_options(self, array: np.ndarray) -> dict[str, Any]:
+        count, height, width = array.shape
+        options: dict[str, Any] = {"compress": self.compress}
+        if self.predictor != 1:
+            options["predictor"] = self.predictor
+        if self.level is not None:
+            key = {"zstd": "zstd_level", "deflate": "zlevel"}.get(self.compress.lower())
+            if key is None:
+                raise InputError(f"a compression level needs zstd or deflate, not {self.compress}")
+            options[key] = self.level
+        size = self.blocksize
+        if size is not None and height >= size and width >= size:
+            options.update(tiled=True, blockxsize=size, blockysize=size)
+        if self.interleave is not None:
+            options["interleave"] = self.interleave
+        elif count > 1 and array.dtype == np.uint8:
+            options["interleave"] = "pixel"
+        return options
+
+
+def encode_gtiff(
+    array: np.ndarray,
+    *,
+    georef: Georef,
+    nodata: float | None,
+    coding: GTiffCoding = GTiffCoding(),
+    tags: dict[str, Any] | None = None,
+    band_descriptions: Sequence[str] | None = None,
+    band_scaling: Sequence[tuple[float, float]] | None = None,
+    channel_order: str | None = None,
+) -> bytes:
+    """A ``(C, H, W)`` array as the bytes of a GeoTIFF, encoded in memory by GDAL.
+
+    ``band_scaling`` gives each band's GDAL ``(scale, offset)`` (``value = stored * scale +
+    offset``, what ``rasterio``'s ``src.scales``/``src.offsets`` return).
+    """
+    import warnings
+
+    from rasterio.io import MemoryFile
+
+    profile = gtiff_profile(array, georef=georef, nodata=nodata)
+    count = array.shape[0]
+    profile.update(coding.creation_options(array))
+    if band_scaling is not None and len(band_scaling) != count:
+        raise InputError(f"band_scaling has {len(band_scaling)} entries for {count} band(s)")
+    with without_credentials(), MemoryFile() as mem, warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with mem.open(**profile) as dst:
+            dst.write(array)
+            if tags:
+                dst.update_tags(**{k: str(v) for k, v in tags.items()})
+            for i, desc in enumerate(band_descriptions or [], start=1):
+                dst.set_band_description(i, desc)
+            if band_scaling is not None:
+                dst.scales = tuple(float(s) for s, _ in band_scaling)
+                dst.offsets = tuple(float(o) for _, o in band_scaling)
+            if channel_order:
+                dst.colorinterp = colorinterp_for(channel_order, count)
+        return bytes(mem.getbuffer())
+
+
 def write_raster(
     uri: str | os.PathLike[str],
     array: np.ndarray,
@@ -184,30 +263,17 @@ def write_raster(
     tiled: bool = True,
 ) -> str:
     """Write a ``(C, H, W)`` array as a GeoTIFF, atomically; return the file's sha256."""
-    profile = gtiff_profile(array, georef=georef, nodata=nodata)
-    count, height, width = array.shape
-    profile["compress"] = compress
-    if tiled and height >= 256 and width >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    if count > 1 and array.dtype == np.uint8:
-        profile["interleave"] = "pixel"
-    import warnings
-
-    from rasterio.io import MemoryFile
-
     # GDAL encodes in memory; the bytes reach the file through storage.write_bytes, which
     # raises on a full disk (GDAL only logs a failed flush, leaving a truncated file behind)
-    with without_credentials(), MemoryFile() as mem, warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with mem.open(**profile) as dst:
-            dst.write(array)
-            if tags:
-                dst.update_tags(**{k: str(v) for k, v in tags.items()})
-            for i, desc in enumerate(band_descriptions or [], start=1):
-                dst.set_band_description(i, desc)
-            if channel_order:
-                dst.colorinterp = colorinterp_for(channel_order, count)
-        data = bytes(mem.getbuffer())
+    data = encode_gtiff(
+        array,
+        georef=georef,
+        nodata=nodata,
+        coding=GTiffCoding(compress=compress, blocksize=256 if tiled else None),
+        tags=tags,
+        band_descriptions=band_descriptions,
+        channel_order=channel_order,
+    )
     write_bytes(uri, data)
     return hashlib.sha256(data).hexdigest()
 

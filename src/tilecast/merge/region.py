@@ -25,6 +25,11 @@ pixel-identical (and byte-identical) outputs:
 ``auto`` picks ``memory`` when the two float32 region arrays fit in half the budget, else
 ``streaming``.
 
+Tiles are read through :func:`tilecast.io.mosaic_files.read_tile_window`, which decodes every
+tile encoding (uint16, uint8, float32; :mod:`tilecast.apps.rts.tile_codec`) to float32
+probabilities and scales with NoData -1, so the strategies and the max-merge never see codes.
+Quantisation is monotone, so a mosaic of quantised tiles is the float32 mosaic quantised.
+
 Both strategies write the same blocks into the same intermediate GeoTIFFs
 (:class:`tilecast.io.mosaic_files.MosaicWriter`), from which GDAL streams the COGs, so the
 outputs do not depend on the strategy. Outputs (layout in DESIGN.md):
@@ -225,7 +230,7 @@ def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndar
     """``window`` (region pixels, inside the tile) of a tile's (prob, scale), checked."""
     local = plan.local_window(tile)
     data = mosaic_files.read_tile_window(
-        tile.uri, window.relative_to(local), grid=window_grid(plan.grid, local), nodata=PROB_NODATA
+        tile.uri, window.relative_to(local), grid=window_grid(plan.grid, local)
     )
     check_tile_values(data[0], data[1], tile_id=tile.tile_id)
     killpoints.reached("merge.tile")

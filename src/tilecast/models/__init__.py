@@ -1,6 +1,7 @@
 """Reference architectures, built by name from a registry (``build_model("unet", params)``)."""
 
 from tilecast.models.registry import ARCHITECTURES, architecture_names, build_model, register
+from tilecast.models.resnet_unet import ResNetUnet
 from tilecast.models.unet import UNet
 
-__all__ = ["ARCHITECTURES", "UNet", "architecture_names", "build_model", "register"]
+__all__ = ["ARCHITECTURES", "ResNetUnet", "UNet", "architecture_names", "build_model", "register"]

@@ -8,8 +8,10 @@ same channel, so "L" reorders into "GRAY").
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from tilecast.errors import InputError
+from tilecast.prep.arrays import Array
 
 __all__ = ["channel_names", "channel_permutation", "reorder_channels"]
 
@@ -45,23 +47,26 @@ def channel_permutation(source: str, target: str) -> tuple[int, ...]:
     return tuple(src.index(name) for name in dst)
 
 
-def reorder_channels(image: np.ndarray, *, source: str, target: str) -> np.ndarray:
-    """The (C, H, W) image with its channels reordered from ``source`` to ``target``.
+def reorder_channels(image: Array, *, source: str, target: str) -> Array:
+    """The (C, H, W) image (numpy array or torch tensor) with its channels reordered from
+    ``source`` to ``target``.
 
     A 2-D (H, W) array counts as one channel. Returns ``image`` itself (no copy) when the
     orders are equal, else a new array.
     """
-    image = np.asarray(image)
+    if not isinstance(image, torch.Tensor):
+        image = np.asarray(image)
     perm = channel_permutation(source, target)
     if image.ndim < 2:
         raise InputError(
-            f"reorder_channels expects a (C, H, W) image, an array of shape {image.shape} is given"
+            f"reorder_channels expects a (C, H, W) image, an array of shape "
+            f"{tuple(image.shape)} is given"
         )
     n_channels = image.shape[0] if image.ndim >= 3 else 1
     if n_channels != len(perm):
         raise InputError(
             f"channel order {source} has {len(perm)} channels but the image has "
-            f"{n_channels} (shape {image.shape})"
+            f"{n_channels} (shape {tuple(image.shape)})"
         )
     if perm == tuple(range(len(perm))):
         return image

@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from typing import Literal, get_args
 
 import numpy as np
+import torch
 
 from tilecast.errors import ContractError, InputError, UnknownNameError
+from tilecast.prep.arrays import Array, as_tensor, dtype_kind, like_input
 
 __all__ = ["FillPolicy", "fill_invalid"]
 
@@ -17,54 +19,63 @@ FILL_POLICIES: tuple[str, ...] = get_args(FillPolicy)
 
 
 def fill_invalid(
-    image: np.ndarray,
-    valid: np.ndarray,
+    image: Array,
+    valid: Array,
     *,
     policy: FillPolicy,
     mean: Sequence[float] | None = None,
     value: float | None = None,
-) -> np.ndarray:
+) -> Array:
     """A new float32 copy of ``image`` whose invalid pixels hold a fill value.
 
-    ``image`` is (C, H, W) (or (H, W), one channel; the result has the same shape);
+    ``image`` is (C, H, W) (or (H, W), one channel; the result has the same shape), a numpy
+    array or a torch tensor on any device (the result is of the same kind, on that device);
     ``valid`` is a bool (H, W) mask (every channel of an invalid pixel is filled) or a bool
     mask of the image's own shape. Fill values: ``"mean"`` the channel's mean (it becomes 0
     after normalisation with that mean), ``"zero"`` 0.0, ``"constant"`` ``value``.
 
-    Only valid elements are ever read from ``image``; invalid ones are never converted or
-    computed with, so object arrays holding ``None`` or ``"NA"`` work too.
+    Invalid values never reach arithmetic: the result takes the fill where a pixel is
+    invalid. Object arrays holding ``None`` or ``"NA"`` (numpy only) work too: only their
+    valid elements are converted.
     """
     if policy not in FILL_POLICIES:
         raise UnknownNameError("fill policy", str(policy), list(FILL_POLICIES))
-    image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise InputError(
             f"fill_invalid expects a (C, H, W) or (H, W) image, an array of shape "
-            f"{image.shape} is given"
+            f"{tuple(image.shape)} is given"
         )
-    planes = image if image.ndim == 3 else image[np.newaxis]
-    n_channels = planes.shape[0]
-
-    valid = np.asarray(valid)
-    if valid.dtype != np.bool_:
+    n_channels = image.shape[0] if image.ndim == 3 else 1
+    if dtype_kind(valid) != "b":
         raise InputError(f"valid must be a bool mask, dtype {valid.dtype} is given")
-    if valid.shape == image.shape:
-        mask = valid if image.ndim == 3 else valid[np.newaxis]
-    elif valid.shape == planes.shape[1:]:
-        mask = np.broadcast_to(valid, planes.shape)
+    plane_shape = tuple(image.shape[-2:])
+    if tuple(valid.shape) == tuple(image.shape):
+        mask = valid if image.ndim == 3 else valid[None]
+    elif tuple(valid.shape) == plane_shape:
+        mask = valid[None]
     else:
         raise InputError(
-            f"valid has shape {valid.shape} but the image has shape {image.shape}; expected "
-            f"{planes.shape[1:]} or {image.shape}"
+            f"valid has shape {tuple(valid.shape)} but the image has shape "
+            f"{tuple(image.shape)}; expected {plane_shape} or {tuple(image.shape)}"
         )
-
     fill = _fill_values(policy, n_channels, mean=mean, value=value)
-    out = np.empty(planes.shape, dtype=np.float32)
-    for c in range(n_channels):
-        channel_valid = mask[c]
-        out[c][channel_valid] = planes[c][channel_valid]
-        out[c][~channel_valid] = fill[c]
-    return out if image.ndim == 3 else out[0]
+    source = _numbers_where_valid(image, valid) if dtype_kind(image) in "OUS" else image
+    x = as_tensor(source)
+    planes = x if x.ndim == 3 else x[None]
+    m = as_tensor(mask).to(planes.device)
+    values = torch.as_tensor(fill, dtype=torch.float32, device=planes.device).view(-1, 1, 1)
+    out = planes.to(torch.float32, copy=True)
+    out = torch.where(m, out, values, out=out)  # in place: one float32 pass over the image
+    out = out if image.ndim == 3 else out[0]
+    return like_input(out, image)
+
+
+def _numbers_where_valid(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """float32 values of an object array where valid (0 elsewhere): ``None`` is never cast."""
+    mask = np.broadcast_to(valid, image.shape)
+    out = np.zeros(image.shape, dtype=np.float32)
+    out[mask] = image[mask].astype(np.float32)
+    return out
 
 
 def _fill_values(

@@ -6,44 +6,52 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+import torch
 
 from tilecast.errors import ContractError, InputError, SentinelError
+from tilecast.prep.arrays import Array, as_tensor, dtype_kind, like_input
 
 __all__ = ["normalize", "valid_statistics"]
 
 
-def normalize(image: np.ndarray, *, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def normalize(image: Array, *, mean: Sequence[float], std: Sequence[float]) -> Array:
     """float32 ``(x - mean[c]) / std[c]`` for a (C, H, W) image (channel axis -3, so
-    (N, C, H, W) works too; an (H, W) array is one channel).
+    (N, C, H, W) works too; an (H, W) array is one channel), a numpy array or a torch tensor
+    on any device (the result is of the same kind, on that device).
 
-    Refuses (:class:`SentinelError`) any non-finite input: guard and fill sentinels first.
-    Arithmetic is float32, elementwise, so a pixel's output depends on that pixel alone.
+    Refuses (:class:`SentinelError`) any non-finite input: guard and fill sentinels first
+    (integer images cannot hold one, so they are not checked). Arithmetic is float32,
+    elementwise, so a pixel's output depends on that pixel alone. The model-side step
+    (:mod:`tilecast.bundle.baked`) calls :func:`normalize_tensor`, the same arithmetic.
     """
-    image = np.asarray(image)
-    if image.dtype.kind not in "biuf":
+    kind = dtype_kind(image)
+    if kind not in "biuf":
         raise InputError(f"normalize expects a numeric array, dtype {image.dtype} is given")
     if image.ndim < 2:
         raise InputError(
-            f"normalize expects a (C, H, W) image, an array of shape {image.shape} is given"
+            f"normalize expects a (C, H, W) image, an array of shape {tuple(image.shape)} is given"
         )
     n_channels = image.shape[-3] if image.ndim >= 3 else 1
     means = _channel_values("mean", mean, n_channels)
     stds = _channel_values("std", std, n_channels)
     if any(s <= 0 for s in stds):
         raise ContractError(f"std must be positive for every channel, {stds} is given")
-    if image.dtype.kind == "f":
-        n_bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+    x = as_tensor(image)
+    if kind == "f":
+        n_bad = int((~torch.isfinite(x)).sum())
         if n_bad:
             raise SentinelError(
                 f"normalize received {n_bad} non-finite values; guard and fill sentinels first"
             )
     shape = (n_channels, 1, 1) if image.ndim >= 3 else (1, 1)
-    m = np.asarray(means, dtype=np.float32).reshape(shape)
-    s = np.asarray(stds, dtype=np.float32).reshape(shape)
-    out = image.astype(np.float32)  # always a new array
-    out -= m
-    out /= s
-    return out
+    m = torch.tensor(means, dtype=torch.float32, device=x.device).reshape(shape)
+    s = torch.tensor(stds, dtype=torch.float32, device=x.device).reshape(shape)
+    return like_input(normalize_tensor(x.to(torch.float32), m, s), image)
+
+
+def normalize_tensor(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``(x - mean) / std`` in float32, broadcasting; a new tensor. The one implementation."""
+    return (x - mean) / std
 
 
 def _channel_values(name: str, values: Sequence[float], n_channels: int) -> tuple[float, ...]:

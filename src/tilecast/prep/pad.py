@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from tilecast.errors import InputError, UnknownNameError
+from tilecast.prep.arrays import Array, as_tensor, like_input
 
 __all__ = ["PadMode", "Padding", "crop_padding", "pad_to_multiple", "padding_for"]
 
 PadMode = Literal["reflect", "replicate", "constant"]
 PAD_MODES: tuple[str, ...] = get_args(PadMode)
-_NUMPY_MODES = {"reflect": "reflect", "replicate": "edge", "constant": "constant"}
 
 ArrayT = TypeVar("ArrayT")
 
@@ -76,13 +78,13 @@ def padding_for(height: int, width: int, *, multiple: int) -> Padding:
 
 
 def pad_to_multiple(
-    image: np.ndarray,
+    image: Array,
     *,
     multiple: int,
     mode: PadMode = "reflect",
     value: float = 0.0,
-) -> tuple[np.ndarray, Padding]:
-    """Pad the last two axes of a (..., H, W) array up to multiples of ``multiple``.
+) -> tuple[Array, Padding]:
+    """Pad the last two axes of a (..., H, W) array or tensor up to multiples of ``multiple``.
 
     Modes: ``"reflect"`` mirrors about the edge pixel without repeating it (numpy
     ``"reflect"``, the same as torch's ``"reflect"`` and OpenCV's ``BORDER_REFLECT_101``);
@@ -90,26 +92,59 @@ def pad_to_multiple(
     axis of size 1 has nothing to mirror, so it repeats its one pixel (``"replicate"`` for
     that axis). ``"replicate"`` repeats the edge pixel; ``"constant"`` fills with ``value``.
 
-    Returns the padded array and the :class:`Padding` that :func:`crop_padding` undoes. When
-    no pad is needed the input itself is returned (not a copy).
+    Runs on torch (numpy in gives numpy out, a tensor stays on its device). Returns the padded
+    array and the :class:`Padding` that :func:`crop_padding` undoes. When no pad is needed
+    the input itself is returned (not a copy).
     """
     if mode not in PAD_MODES:
         raise UnknownNameError("pad mode", str(mode), list(PAD_MODES))
-    if not isinstance(image, np.ndarray):
-        raise InputError(f"pad_to_multiple expects a numpy array, {type(image).__name__} is given")
+    if not isinstance(image, np.ndarray | torch.Tensor):
+        raise InputError(
+            f"pad_to_multiple expects a numpy array or a torch tensor, "
+            f"{type(image).__name__} is given"
+        )
     if image.ndim < 2:
         raise InputError(
-            f"pad_to_multiple expects a (..., H, W) array, an array of shape {image.shape} is given"
+            f"pad_to_multiple expects a (..., H, W) array, an array of shape "
+            f"{tuple(image.shape)} is given"
         )
     padding = padding_for(image.shape[-2], image.shape[-1], multiple=multiple)
     if padding.is_noop:
         return image, padding
-    widths = [(0, 0)] * (image.ndim - 2) + [(0, padding.bottom), (0, padding.right)]
+    x = as_tensor(image)
+    lead = tuple(x.shape[:-2])
+    flat = x.reshape(1, -1, *x.shape[-2:])  # F.pad pads the last two axes of (N, C, H, W)
     if mode == "constant":
-        padded = np.pad(image, widths, mode="constant", constant_values=value)
+        padded = F.pad(flat, (0, padding.right, 0, padding.bottom), value=value)
     else:
-        padded = np.pad(image, widths, mode=_NUMPY_MODES[mode])
-    return padded, padding
+        padded = _pad_edges(flat, bottom=padding.bottom, right=padding.right, mode=mode)
+    return like_input(padded.reshape(*lead, *padded.shape[-2:]), image), padding
+
+
+def _pad_edges(x: torch.Tensor, *, bottom: int, right: int, mode: str) -> torch.Tensor:
+    """Reflect or replicate pad at the bottom and right, in steps torch accepts.
+
+    torch's reflect pad must be narrower than the axis; a wider pad reflects the array padded
+    so far again (numpy's rule), and an axis of one pixel is replicated.
+    """
+    for axis, amount in ((-1, right), (-2, bottom)):
+        while amount > 0:
+            size = x.shape[axis]
+            step_mode = "replicate" if mode == "replicate" or size == 1 else "reflect"
+            step = amount if step_mode == "replicate" else min(amount, size - 1)
+            pads = (0, step, 0, 0) if axis == -1 else (0, 0, 0, step)
+            x = _pad_any_dtype(x, pads, step_mode)
+            amount -= step
+    return x
+
+
+def _pad_any_dtype(x: torch.Tensor, pads: tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """F.pad, for dtypes whose reflect/replicate kernels torch lacks (bool, uint16 ...) via a
+    lossless float64 round trip (integers up to 2**53 are exact)."""
+    try:
+        return F.pad(x, pads, mode=mode)
+    except (RuntimeError, NotImplementedError):
+        return F.pad(x.to(torch.float64), pads, mode=mode).to(x.dtype)
 
 
 def crop_padding(array: ArrayT, padding: Padding) -> ArrayT:

@@ -6,8 +6,10 @@ import math
 from typing import Literal, get_args
 
 import numpy as np
+import torch
 
 from tilecast.errors import ContractError, InputError, UnknownNameError
+from tilecast.prep.arrays import Array, as_tensor, like_input
 
 __all__ = ["ValueScaling", "default_input_range", "scale_values"]
 
@@ -35,17 +37,17 @@ def default_input_range(dtype: np.dtype | type) -> tuple[float, float]:
 
 
 def scale_values(
-    image: np.ndarray,
+    image: Array,
     *,
     scaling: ValueScaling,
     input_range: tuple[float, float],
-) -> np.ndarray:
+) -> Array:
     """float32 values: ``"raw"`` unchanged, ``"unit"`` (x - lo) / (hi - lo), ``"symmetric"``
-    2 * unit - 1.
+    2 * unit - 1, for a numpy array or a torch tensor on any device (same kind out).
 
     Arithmetic is float32, as ``torch`` training code does it (``x.float() / 255``), so
     uint8 0 and 255 map exactly to 0 and 1 (unit) or -1 and 1 (symmetric). Values outside
-    ``input_range`` are not clipped.
+    ``input_range`` are not clipped. The result is always a new array.
     """
     if scaling not in VALUE_SCALINGS:
         raise UnknownNameError("value scaling", str(scaling), list(VALUE_SCALINGS))
@@ -57,12 +59,19 @@ def scale_values(
         ) from exc
     if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
         raise ContractError(f"input_range must be finite with hi > lo, ({lo}, {hi}) is given")
-    x = np.asarray(image).astype(np.float32)  # always a new array
-    if scaling == "raw":
-        return x
-    x -= np.float32(lo)
-    x /= np.float32(hi - lo)
-    if scaling == "symmetric":
-        x *= np.float32(2.0)
-        x -= np.float32(1.0)
+    x = as_tensor(image).to(torch.float32, copy=True)  # always a new array
+    if scaling != "raw":
+        x = scale_tensor(x, lo=lo, span=hi - lo, symmetric=scaling == "symmetric")
+    return like_input(x, image)
+
+
+def scale_tensor(x: torch.Tensor, *, lo: float, span: float, symmetric: bool) -> torch.Tensor:
+    """``(x - lo) / span`` (then ``* 2 - 1``) of a float32 tensor, in float32, as a new tensor.
+
+    The one implementation of value scaling: the host path above and the step baked into a
+    model program (:mod:`tilecast.bundle.baked`) both call it, so they round alike.
+    """
+    x = (x - lo) / span
+    if symmetric:
+        x = x * 2.0 - 1.0
     return x

@@ -18,10 +18,13 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
+import torch
 
 from tilecast.errors import InputError, SentinelError
+from tilecast.prep.arrays import Array, LazyCounts, dtype_kind, numpy_dtype, ones_mask
 
 __all__ = [
     "DEFAULT_SENTINEL_STRINGS",
@@ -107,25 +110,31 @@ class GuardResult:
     ``"None"``, ``repr`` of a sentinel string (``"'NA'"``, ``"''"``) and ``"not a number"``.
     """
 
-    valid: np.ndarray
+    valid: Array  # numpy or torch, as the image was
     counts: Mapping[str, int] = field(default_factory=dict)
+    all_valid: bool = False  # known without looking: no reason could hit (e.g. uint8, no NoData)
 
     def __post_init__(self) -> None:
-        counts = {str(k): int(v) for k, v in dict(self.counts).items() if int(v) > 0}
-        object.__setattr__(self, "counts", MappingProxyType(counts))
+        if not isinstance(self.counts, LazyCounts):  # read-only either way
+            counts = {str(k): int(v) for k, v in dict(self.counts).items() if int(v) > 0}
+            object.__setattr__(self, "counts", MappingProxyType(counts))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(tuple(self.valid.shape)))
 
     @property
     def n_invalid(self) -> int:
-        return int(self.valid.size - np.count_nonzero(self.valid))
+        return self.size - self.n_valid
 
     @property
     def n_valid(self) -> int:
-        return int(np.count_nonzero(self.valid))
+        return int(self.valid.sum())
 
     @property
     def fraction_valid(self) -> float:
         """Share of valid pixels; 0.0 for an empty image."""
-        return self.n_valid / self.valid.size if self.valid.size else 0.0
+        return self.n_valid / self.size if self.size else 0.0
 
 
 def _show(value: object) -> str:
@@ -228,37 +237,43 @@ def parse_number(value: object, *, field: str, policy: SentinelPolicy = Sentinel
 
 
 def guard_pixels(
-    image: np.ndarray,
+    image: Array,
     *,
     policy: SentinelPolicy = SentinelPolicy(),
     nodata: float | None = None,
 ) -> GuardResult:
     """Validity mask and per-reason counts for a (C, H, W) or (H, W) image.
 
-    Numeric arrays of any dtype are compared without casting the image: each comparison is
-    done in the image's own dtype, one (H, W) boolean plane at a time. Object arrays (and
-    string arrays) are checked element by element: ``None``, sentinel strings, strings that
-    parse to a sentinel number, NaN, infinities, and strings that are not numbers at all
-    are invalid. The reasons are tried in this order and a pixel is counted under the first
-    that hits: None, sentinel strings, nan, +inf, -inf, nodata, the policy values, not a
-    number. Every reason hits a pixel when any of its channels holds it, except ``nodata``,
-    which follows GDAL's rule for per-band NoData: only a pixel whose *every* channel is NoData
-    is invalid (see :func:`nodata_hits`); a NoData value that is also a policy sentinel
-    (-999) still invalidates a pixel in any channel, counted under the sentinel. A NaN
-    ``nodata`` is counted as ``"nan"``.
+    ``image`` is a numpy array or a torch tensor on any device; ``valid`` comes back as the
+    same kind (a tensor stays on its device, and so do the counts until they are read, so a
+    pipeline on a GPU does not wait for them). Numeric images are compared without casting
+    the image: each comparison is done in the image's own dtype, one (H, W) boolean plane at
+    a time, with operators only, so numpy and torch run the same code. Object arrays (and
+    string arrays, numpy only) are checked element by element: ``None``, sentinel strings,
+    strings that parse to a sentinel number, NaN, infinities, and strings that are not
+    numbers at all are invalid. The reasons are tried in this order and a pixel is counted
+    under the first that hits: None, sentinel strings, nan, +inf, -inf, nodata, the policy
+    values, not a number. Every reason hits a pixel when any of its channels holds it,
+    except ``nodata``, which follows GDAL's rule for per-band NoData: only a pixel whose
+    *every* channel is NoData is invalid (see :func:`nodata_hits`); a NoData value that is
+    also a policy sentinel (-999) still invalidates a pixel in any channel, counted under the
+    sentinel. A NaN ``nodata`` is counted as ``"nan"``.
     """
-    image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise InputError(
             f"guard_pixels expects a (C, H, W) or (H, W) array, an array of shape "
-            f"{image.shape} is given"
+            f"{tuple(image.shape)} is given"
         )
     if nodata is not None:
         nodata = float(nodata)
-    planes = image if image.ndim == 3 else image[np.newaxis]
+    if not isinstance(image, torch.Tensor):
+        image = np.asarray(image)
+    planes = image if image.ndim == 3 else image[None]
     if planes.shape[0] == 0:
-        raise InputError(f"guard_pixels expects at least one channel, shape {image.shape} is given")
-    kind = planes.dtype.kind
+        raise InputError(
+            f"guard_pixels expects at least one channel, shape {tuple(image.shape)} is given"
+        )
+    kind = dtype_kind(planes)
     if kind in "biuf":
         reasons = _numeric_reasons(planes, policy, nodata)
     elif kind in "OUS":
@@ -268,59 +283,65 @@ def guard_pixels(
             f"guard_pixels expects a numeric or object array, dtype {planes.dtype} is given"
         )
 
-    invalid = np.zeros(planes.shape[1:], dtype=bool)
-    counts: dict[str, int] = {}
+    invalid = None
+    names: list[str] = []
+    counts: list[Any] = []
     for reason, hit in reasons:
-        new = hit & ~invalid
-        n = int(np.count_nonzero(new))
-        if n:
-            counts[reason] = counts.get(reason, 0) + n
-            invalid |= new
-    return GuardResult(valid=~invalid, counts=counts)
+        new = hit if invalid is None else hit & ~invalid
+        names.append(reason)
+        counts.append(new.sum())
+        invalid = new if invalid is None else invalid | new
+    valid = ones_mask(planes) if invalid is None else ~invalid
+    return GuardResult(
+        valid=valid, counts=LazyCounts(tuple(names), counts), all_valid=invalid is None
+    )
 
 
 def _numeric_reasons(
-    planes: np.ndarray, policy: SentinelPolicy, nodata: float | None
-) -> Iterator[tuple[str, np.ndarray]]:
-    """Yield (reason, per-pixel hit mask) for a numeric (C, H, W) array, lazily."""
-    dtype = planes.dtype
-    if dtype.kind == "f":
+    planes: Array, policy: SentinelPolicy, nodata: float | None
+) -> Iterator[tuple[str, Array]]:
+    """Yield (reason, per-pixel hit mask) for a numeric (C, H, W) array or tensor, lazily."""
+    if dtype_kind(planes) == "f":
         if policy.nan:
-            yield REASON_NAN, _any_channel(planes, np.isnan)
+            yield REASON_NAN, _any_channel(planes, _is_nan_value)
         elif _is_nan(nodata):
-            yield REASON_NAN, _all_channels(planes, np.isnan)
+            yield REASON_NAN, _all_channels(planes, _is_nan_value)
         inf_nodata = nodata is not None and math.isinf(nodata)
         if policy.inf or (inf_nodata and nodata > 0):
-            yield REASON_POS_INF, _any_channel(planes, lambda p: p == np.inf)
+            yield REASON_POS_INF, _any_channel(planes, lambda p: p == math.inf)
         if policy.inf or (inf_nodata and nodata < 0):
-            yield REASON_NEG_INF, _any_channel(planes, lambda p: p == -np.inf)
+            yield REASON_NEG_INF, _any_channel(planes, lambda p: p == -math.inf)
     if nodata is not None and math.isfinite(nodata):
         yield REASON_NODATA, nodata_hits(planes, nodata)
     for v in policy.values:
-        stored = _stored(v, dtype)
+        stored = _stored(v, numpy_dtype(planes))
         if stored is not None:
             yield str(v), _any_channel(planes, lambda p, s=stored: p == s)
 
 
-def nodata_hits(planes: np.ndarray, nodata: float) -> np.ndarray:
+def _is_nan_value(plane: Array) -> Array:
+    return plane != plane  # NaN is the one value unequal to itself (numpy and torch alike)
+
+
+def nodata_hits(planes: Array, nodata: float) -> Array:
     """(H, W) pixels whose *every* channel holds ``nodata`` (NaN: every channel NaN).
 
     GDAL's rule for per-band NoData (a dataset mask is 0 only where all bands are NoData): a
     dark pixel with one band at 0 in a raster whose NoData is 0 is data, not a hole. Values a
-    ``dtype`` cannot hold never match.
+    ``dtype`` cannot hold never match. Works on numpy arrays and torch tensors alike.
     """
-    planes = planes if planes.ndim == 3 else planes[np.newaxis]
+    planes = planes if planes.ndim == 3 else planes[None]
     if math.isnan(nodata):
-        if planes.dtype.kind != "f":
-            return np.zeros(planes.shape[1:], dtype=bool)
-        return _all_channels(planes, np.isnan)
-    stored = _stored(nodata, planes.dtype)
+        if dtype_kind(planes) != "f":
+            return ~ones_mask(planes)
+        return _all_channels(planes, _is_nan_value)
+    stored = _stored(nodata, numpy_dtype(planes))
     if stored is None:
-        return np.zeros(planes.shape[1:], dtype=bool)
+        return ~ones_mask(planes)
     return _all_channels(planes, lambda p, s=stored: p == s)
 
 
-def _all_channels(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _all_channels(planes: Array, test: Callable[[Array], Array]) -> Array:
     """AND of ``test`` over channels, one (H, W) plane at a time."""
     hit = test(planes[0])
     for plane in planes[1:]:
@@ -328,7 +349,7 @@ def _all_channels(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) 
     return hit
 
 
-def _any_channel(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def _any_channel(planes: Array, test: Callable[[Array], Array]) -> Array:
     """OR of ``test`` over channels, one (H, W) plane at a time (no (C, H, W) temporary)."""
     hit = test(planes[0])
     for plane in planes[1:]:
@@ -336,18 +357,19 @@ def _any_channel(planes: np.ndarray, test: Callable[[np.ndarray], np.ndarray]) -
     return hit
 
 
-def _stored(value: float, dtype: np.dtype) -> np.generic | None:
-    """``value`` as an array of ``dtype`` would hold it, or None if it cannot hold it."""
+def _stored(value: float, dtype: np.dtype) -> float | int | bool | None:
+    """``value`` as an array of ``dtype`` would hold it (a Python number, so numpy and torch
+    compare it in the array's own dtype), or None if it cannot hold it."""
     if dtype.kind == "f":
         with np.errstate(over="ignore"):
             stored = dtype.type(value)
-        return stored if np.isfinite(stored) else None
+        return float(stored) if np.isfinite(stored) else None
     if dtype.kind == "b":
-        return dtype.type(value) if value in (0.0, 1.0) else None
+        return bool(value) if value in (0.0, 1.0) else None
     info = np.iinfo(dtype)
     if value != int(value) or not info.min <= value <= info.max:
         return None
-    return dtype.type(int(value))
+    return int(value)
 
 
 def _object_reasons(

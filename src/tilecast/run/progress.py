@@ -7,8 +7,9 @@ log lines when not attached to one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,7 @@ class ProgressEvent:
     total: int  # items this run has to do
     skipped: int  # of done, how many were skipped (QC)
     elapsed_s: float
+    stages: Mapping[str, Any] = field(default_factory=dict)  # name -> run.stages.StageTotals
 
     @property
     def rate(self) -> float:
@@ -39,9 +41,17 @@ def no_progress(event: ProgressEvent) -> None:
 class ProgressTracker:
     """Counts finished items and calls back at most every ``interval_s`` (and at the end)."""
 
-    def __init__(self, total: int, callback: ProgressCallback, *, interval_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        total: int,
+        callback: ProgressCallback,
+        *,
+        interval_s: float = 0.5,
+        stages: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.total = total
         self.callback = callback
+        self.stages = stages
         self.interval_s = interval_s
         self.done = 0
         self.skipped = 0
@@ -62,4 +72,5 @@ class ProgressTracker:
             total=self.total,
             skipped=self.skipped,
             elapsed_s=time.monotonic() - self.start,
+            stages=self.stages() if self.stages else {},
         )

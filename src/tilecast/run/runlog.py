@@ -49,6 +49,9 @@ class RunLog(BaseModel):
     skipped_reasons: dict[str, int] = Field(default_factory=dict)
     sentinel_counts: dict[str, int] = Field(default_factory=dict)
     qc_errors: dict[str, int] = Field(default_factory=dict)
+    # seconds per pipeline stage over every (re)start: {"read": {"wall_s", "cpu_s", "n"}, ...}
+    # (wall: busy time summed over threads; cpu: those threads' CPU time; see run.stages)
+    stage_seconds: dict[str, dict[str, float]] = Field(default_factory=dict)
     final_check: dict[str, Any] | None = None  # at the end: every listed tile done or skipped?
     tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -71,3 +74,15 @@ class RunLog(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=False) + "\n"
+
+
+def add_stage_seconds(
+    before: dict[str, dict[str, float]], now: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Per-stage totals of earlier (re)starts plus this run's."""
+    total = {name: dict(values) for name, values in before.items()}
+    for name, values in now.items():
+        into = total.setdefault(name, {})
+        for key, value in values.items():
+            into[key] = round(into.get(key, 0) + value, 3)
+    return total

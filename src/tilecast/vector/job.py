@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from tilecast.apps.rts.tile_codec import TILE_NODATA
 from tilecast.errors import InputError
-from tilecast.grid import PixelGrid, Window, snap_bbox
+from tilecast.grid import PixelGrid, Window, snap_bbox, window_grid
 from tilecast.io import storage
+from tilecast.io.mosaic_files import read_tile_window
 from tilecast.io.mosaic_reader import MosaicReader, open_mosaic, read_grid
 from tilecast.io.vector import write_polygon_layer
 from tilecast.run import killpoints
@@ -131,17 +133,12 @@ def _tile_windows(grid: PixelGrid, tiles: Sequence[TileIndexEntry]) -> list[Tile
 
 
 def _read_tile(grid: PixelGrid) -> TileReader:
-    """Band 1 of a window of a tile file, after checking the file is the tile it should be."""
+    """The probability of a window of a tile file (decoded, whatever its encoding; NoData -1),
+    after checking the file is the tile it should be (size, transform, CRS, bands)."""
 
     def read(tile: TileWindow, local: Window) -> tuple[np.ndarray, float | None]:
-        with open_mosaic(tile.uri) as reader:
-            g = reader.grid
-            if g.shape != tile.window.shape or g.res != grid.res or g.crs != grid.crs:
-                raise InputError(
-                    f"{tile.uri}: tile {tile.tile_id} should be a {tile.window.shape} px raster "
-                    f"at {grid.res} in {grid.crs}, found {g.shape} px at {g.res} in {g.crs}"
-                )
-            return reader.read(local, band=1), reader.nodata
+        data = read_tile_window(tile.uri, local, grid=window_grid(grid, tile.window))
+        return data[0], TILE_NODATA
 
     return read
 

@@ -3,7 +3,7 @@
 ```yaml
 model:     {bundle: models/rts-demo, device: auto, precision: fp32, compile: false}
 input:     {basemap: <raster | VRT | folder of COG quads>, basemap_version: 2025-Q3}
-output:    {path: <dir>}
+output:    {path: <dir>, tile_encoding: uint16}   # uint16 | uint8 | float32
 inference: {tile_size: 512, scales: [1.0, 0.5], tta: minimal, batch_size: 64,
             threshold: null, workers: 4}
 ```
@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tilecast.apps.rts.tile_codec import TileEncodingName
 from tilecast.errors import ContractError
 from tilecast.grid import context_size
 from tilecast.io import storage
@@ -40,6 +41,12 @@ class InputSection(_Section):
     tile_list_crs: str = Field(
         default="EPSG:3413", description="CRS of the tile list's bboxes; must be the basemap's"
     )
+    block_cache_mb: int = Field(
+        default=1024,
+        ge=0,
+        description="decoded basemap blocks kept in memory (LRU); overlapping tiles and scale "
+        "contexts decode each block once while it is held",
+    )
     channel_order: str | None = Field(
         default=None,
         description="every band of the basemap in order (RGB, BGR, RGBA: A is the alpha band, "
@@ -49,6 +56,11 @@ class InputSection(_Section):
 
 class OutputSection(_Section):
     path: str = Field(min_length=1)
+    tile_encoding: TileEncodingName = Field(
+        default="uint16",
+        description="how tile files store the probability: uint16 (resolution 1/65534), uint8 "
+        "(1/254) or float32 (exact, 3-4x larger); see apps/rts/tile_codec.py",
+    )
 
 
 class InferenceSection(_Section):
@@ -57,7 +69,18 @@ class InferenceSection(_Section):
     tta: Literal["none", "minimal", "standard"] = "minimal"
     batch_size: int = Field(default=64, ge=1)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    workers: int = Field(default=4, ge=1)
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="threads that read, prepare and write tiles (on the CPU: that carry tiles "
+        "end to end); default: the machine's cores",
+    )
+    pipeline: Literal["auto", "per_tile", "batched"] = Field(
+        default="auto",
+        description="per_tile: each worker carries a tile end to end (CPU); batched: workers "
+        "read and write, one thread feeds the device with batches from many tiles (GPU); "
+        "auto: per_tile on the CPU, batched on a GPU",
+    )
     micro_batch: int | None = Field(
         default=None, ge=1, description="samples per model call; null = 1 on CPU, batch_size on GPU"
     )

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-import itertools
 import logging
 import platform
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from tilecast.apps.rts.config import RtsConfig
-from tilecast.apps.rts.plan import Plan, WorkItem, make_plan
+from tilecast.apps.rts.pipeline import Committed, TilePipeline
+from tilecast.apps.rts.plan import Plan, make_plan
 from tilecast.apps.rts.sink import TileSink
-from tilecast.apps.rts.tiles import RETRYABLE, SkippedTile, read_tile
+from tilecast.apps.rts.tiles import RETRYABLE, SkippedTile
 from tilecast.bundle import Bundle, load_bundle
 from tilecast.bundle.runtime import activate
 from tilecast.errors import InputError
@@ -33,13 +32,14 @@ from tilecast.grid import Tile
 from tilecast.io import preflight, storage
 from tilecast.io.bands import MASK_DESCRIPTIONS
 from tilecast.io.basemap import Basemap, ReadStats, open_basemap
-from tilecast.predict.batched import BatchedPredictor, TileInputs
+from tilecast.predict.batched import BatchedPredictor
 from tilecast.predict.views import tta_views
 from tilecast.run import killpoints
 from tilecast.run.lease import Lease, lease_uri_for
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 from tilecast.run.record import CompletedTiles
-from tilecast.run.runlog import NOT_PROCESSED, RunLog
+from tilecast.run.runlog import NOT_PROCESSED, RunLog, add_stage_seconds
+from tilecast.run.stages import StageClock, StageTotals
 from tilecast.run.success import clear_success
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ class JobResult:
     read_stats: ReadStats
     model_passes: int
     complete: bool  # every tile done or skipped for good; else see not_done
+    stage_seconds: dict[str, StageTotals]  # this run: where the time went
+    pipeline_s: float  # wall seconds from the first tile read to the last tile recorded
+    pipeline_cpu_s: float  # CPU seconds of the whole process (every thread) over that time
     not_done: dict[str, int]  # reason -> tiles not done (retried by the next run)
 
 
@@ -139,7 +142,11 @@ class RtsJob:
             outputs={"output.path": self.output},
         )
         bundle = load_bundle(cfg.model.bundle)
-        basemap = open_basemap(cfg.input.basemap, channel_order=cfg.input.channel_order)
+        basemap = open_basemap(
+            cfg.input.basemap,
+            channel_order=cfg.input.channel_order,
+            block_cache_bytes=cfg.input.block_cache_mb << 20,
+        )
         if not basemap.crs_matches(cfg.input.tile_list_crs):
             raise InputError(
                 f"the tile list is in {cfg.input.tile_list_crs} (input.tile_list_crs), "
@@ -186,6 +193,7 @@ class RtsJob:
             "threshold": self.threshold(bundle),
             "basemap_version": self.config.input.basemap_version,
             "precision": self.config.model.precision,
+            "tile_encoding": self.config.output.tile_encoding,
         }
 
     def threshold(self, bundle: Bundle) -> float:
@@ -312,97 +320,91 @@ class RtsJob:
                 "scales": ",".join(str(s) for s in plan.scales),
                 "tta": cfg.inference.tta,
             },
+            encoding=cfg.output.tile_encoding,
         )
-        tracker = ProgressTracker(len(todo), self.progress)
+        clock = StageClock()
+        tracker = ProgressTracker(len(todo), self.progress, stages=clock.snapshot)
         counts = collections.Counter(runlog.sentinel_counts)
         qc = collections.Counter(runlog.qc_errors)
         since_checkpoint = 0
         previous_hours = runlog.processing_time_hours
+        previous_stages = dict(runlog.stage_seconds)
 
         def checkpoint(final: bool = False) -> None:
             nonlocal runlog
             lease.check()  # another run took the output: stop before writing its log
-            with self._lock:
-                runlog = runlog.with_record(record)
-                runlog.sentinel_counts = dict(sorted(counts.items()))
-                runlog.qc_errors = dict(sorted(qc.items()))
-                runlog.processing_time_hours = previous_hours + (time.monotonic() - start) / 3600
-                if final:
-                    runlog.runs[-1]["finished"] = now_iso()
-                    runlog.final_check = final_check(plan, record)
-                    runlog.status = "incomplete" if runlog.final_check["not_done"] else "complete"
-                text = runlog.to_json()
+            runlog = runlog.with_record(record)
+            runlog.sentinel_counts = dict(sorted(counts.items()))
+            runlog.qc_errors = dict(sorted(qc.items()))
+            runlog.processing_time_hours = previous_hours + (time.monotonic() - start) / 3600
+            runlog.stage_seconds = add_stage_seconds(previous_stages, clock.to_json())
+            if final:
+                runlog.runs[-1]["finished"] = now_iso()
+                runlog.runs[-1]["stage_seconds"] = clock.to_json()
+                runlog.final_check = final_check(plan, record)
+                runlog.status = "incomplete" if runlog.final_check["not_done"] else "complete"
+            text = runlog.to_json()
             killpoints.reached("runlog.write")
             storage.write_text(self.log_uri, text)
 
-        def commit(out) -> None:  # runs on the writer thread
+        def record_result(result: Committed | SkippedTile) -> None:
             nonlocal since_checkpoint
-            lease.check()
-            done = sink.commit(out)
-            with self._lock:
-                record.mark_done(
-                    done.tile_id, sha256=done.sha256, detected=done.detected, region=done.region
+            if isinstance(result, SkippedTile):
+                log.warning("tile %s skipped: %s", result.item.tile.tile_id, result.reason)
+                record.mark_skipped(
+                    result.item.tile.tile_id, reason=result.reason, region=result.item.tile.region
                 )
-                counts.update(out.payload.sentinel_counts)
-                if done.n_clipped:
-                    qc["clipped_predictions"] += done.n_clipped
-                if done.n_non_finite:
-                    qc["non_finite_predictions"] += done.n_non_finite
-                since_checkpoint += 1
-                due = since_checkpoint >= cfg.inference.checkpoint_every
-                if due:
-                    since_checkpoint = 0
-            if due:
+                tracker.advance(skipped=True)
+                return
+            done = result.tile
+            record.mark_done(
+                done.tile_id, sha256=done.sha256, detected=done.detected, region=done.region
+            )
+            counts.update(result.sentinel_counts)
+            if done.n_clipped:
+                qc["clipped_predictions"] += done.n_clipped
+            if done.n_non_finite:
+                qc["non_finite_predictions"] += done.n_non_finite
+            since_checkpoint += 1
+            if since_checkpoint >= cfg.inference.checkpoint_every:
+                since_checkpoint = 0
                 checkpoint()
             tracker.advance()
 
-        def skip(skipped: SkippedTile) -> None:
-            log.warning("tile %s skipped: %s", skipped.item.tile.tile_id, skipped.reason)
-            with self._lock:
-                record.mark_skipped(
-                    skipped.item.tile.tile_id,
-                    reason=skipped.reason,
-                    region=skipped.item.tile.region,
-                )
-            tracker.advance(skipped=True)
-
-        prefetch = cfg.inference.prefetch_tiles or max(
+        window = cfg.inference.prefetch_tiles or max(
             2 * cfg.inference.workers,
             -(-2 * cfg.inference.batch_size // (len(plan.scales) * len(predictor.views))),
         )
-        with (
-            ThreadPoolExecutor(
-                cfg.inference.workers, thread_name_prefix="tilecast-read"
-            ) as readers,
-            ThreadPoolExecutor(1, thread_name_prefix="tilecast-write") as writer,
-        ):
-            writes: collections.deque[Future[None]] = collections.deque()
-
-            def read(item: WorkItem) -> TileInputs | SkippedTile:
-                return read_tile(item, basemap=basemap, bundle=bundle, channel_order=order)
-
-            def inputs() -> Iterator[TileInputs]:
-                items = iter(todo)
-                pending = collections.deque(
-                    readers.submit(read, i) for i in itertools.islice(items, prefetch)
-                )
-                while pending:
-                    result = pending.popleft().result()
-                    nxt = next(items, None)
-                    if nxt is not None:
-                        pending.append(readers.submit(read, nxt))
-                    if isinstance(result, SkippedTile):
-                        writer.submit(skip, result)
-                        continue
-                    yield result
-
-            for out in predictor.run(inputs()):
-                killpoints.reached("infer.tile")
-                writes.append(writer.submit(commit, out))
-                while writes and (writes[0].done() or len(writes) > prefetch):
-                    writes.popleft().result()  # re-raises a failed write here
-            while writes:
-                writes.popleft().result()
+        pipeline = TilePipeline(
+            basemap=basemap,
+            bundle=bundle,
+            predictor=predictor,
+            sink=sink,
+            channel_order=order,
+            workers=cfg.inference.workers,
+            window=window,
+            clock=clock,
+            before_commit=lease.check,
+            shape=None if cfg.inference.pipeline == "auto" else cfg.inference.pipeline,
+        )
+        log.info(
+            "pipeline: %s, %d worker(s), %d tile(s) in flight, device %s",
+            pipeline.shape,
+            pipeline.workers,
+            window,
+            device,
+        )
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        results = pipeline.run(todo)
+        try:
+            for result in results:  # in plan order, each tile's file already in place
+                with clock.stage("record"):
+                    record_result(result)
+        finally:
+            results.close()  # an error: stop the workers before anything else is written
+        pipeline_s, pipeline_cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
+        runlog.runs[-1]["pipeline_s"] = round(pipeline_s, 3)
+        runlog.runs[-1]["pipeline_cpu_s"] = round(pipeline_cpu_s, 3)
         checkpoint(final=True)
         basemap.close()
         return JobResult(
@@ -415,6 +417,9 @@ class RtsJob:
             elapsed_s=time.monotonic() - start,
             read_stats=basemap.stats,
             model_passes=predictor.passes,
+            stage_seconds=clock.snapshot(),
+            pipeline_s=pipeline_s,
+            pipeline_cpu_s=pipeline_cpu_s,
             complete=runlog.status == "complete",
             not_done=dict((runlog.final_check or {}).get("not_done", {})),
         )

@@ -1,10 +1,16 @@
-"""Reading one planned tile's scale contexts and preparing them through the bundle's contract.
+"""Reading one planned tile's scale contexts, and preparing them through the bundle's contract.
+
+Two steps, so each runs where it belongs: :func:`read_tile` is host work (decode source pixels
+into their own dtype, uint8 for a basemap, with GDAL's validity mask), :func:`prepare_tile` is
+tensor work on the model's device (the contract's guard, fill, resize, scaling, normalisation,
+padding: :func:`tilecast.bundle.runtime.prepare`, the one executor of a contract).
 
 A tile is skipped (recorded with its reason, counted in the run log, logged) rather than
 predicted when it lies wholly outside the basemap (:data:`OUTSIDE`), when every pixel of its
-footprint is invalid (:data:`ALL_NODATA`), or when its basemap pixels cannot be read
-(:data:`UNREADABLE`: a truncated or corrupt quad whose header opened, or a remote read that
-failed after its retries; the error naming the file, the window and GDAL's message is logged).
+footprint is invalid (:data:`ALL_NODATA`: the reader's mask says so, or, for float basemaps, the
+contract's sentinel guard), or when its basemap pixels cannot be read (:data:`UNREADABLE`: a
+truncated or corrupt quad whose header opened, or a remote read that failed after its retries;
+the error naming the file, the window and GDAL's message is logged).
 
 The first two are final: the tile has nothing to predict. An unreadable tile is not done
 (:data:`RETRYABLE`): the run ends *incomplete*, without ``_SUCCESS``, and the next run with the
@@ -18,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from tilecast.apps.rts.plan import WorkItem
 from tilecast.bundle import Bundle
@@ -47,52 +54,96 @@ class SkippedTile:
 @dataclass(frozen=True)
 class TilePayload:
     item: WorkItem
-    sentinel_counts: Mapping[str, int]
+    sentinel_counts: Mapping[str, int]  # of the scale-1 context; may be read lazily
 
 
-def read_tile(
-    item: WorkItem, *, basemap: Basemap, bundle: Bundle, channel_order: str
-) -> TileInputs | SkippedTile:
-    """Every scale's context of one tile, prepared at the model size, or why it is skipped.
+@dataclass(frozen=True, eq=False)
+class RawTile:
+    """A tile's scale contexts as the basemap holds them: source dtype, reader validity."""
 
-    Each context is filled (NoData and sentinels replaced by the declared fill) before it is
-    resampled, so no invalid value is ever interpolated into a valid pixel.
+    item: WorkItem
+    pixels: tuple[torch.Tensor, ...]  # per scale: (C, ctx, ctx) in the basemap dtype
+    valid: tuple[torch.Tensor, ...]  # per scale: (ctx, ctx) bool, GDAL's dataset mask
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes + v.nbytes for p, v in zip(self.pixels, self.valid, strict=True))
+
+
+def read_tile(item: WorkItem, *, basemap: Basemap, pin: bool = False) -> RawTile | SkippedTile:
+    """Every scale's context of one tile, decoded on the host, or why the tile is skipped.
+
+    ``pin`` puts the pixels in page-locked memory, so the copy to a GPU can run asynchronously
+    beside the model.
     """
     if not item.window.intersects(basemap.grid.window):
         return SkippedTile(item=item, reason=OUTSIDE)
-    tile_size = item.window.height
-    arrays = []
-    footprint: np.ndarray | None = None
-    counts: Mapping[str, int] = {}
+    pixels, masks = [], []
     for view in item.views:
         try:
-            pixels, covered = basemap.read(view.context)
+            data, valid = basemap.read(view.context)
         except StorageError as exc:
             log.error("tile %s: %s", item.tile.tile_id, exc)
             return SkippedTile(item=item, reason=UNREADABLE)
+        if not masks and not valid[view.crop_back.slices].any():
+            return SkippedTile(item=item, reason=ALL_NODATA)
+        pixels.append(_tensor(data, pin))
+        masks.append(_tensor(valid, pin))
+    killpoints.reached("read.tile")
+    return RawTile(item=item, pixels=tuple(pixels), valid=tuple(masks))
+
+
+def _tensor(array: np.ndarray, pin: bool) -> torch.Tensor:
+    tensor = torch.from_numpy(array)
+    return tensor.pin_memory() if pin else tensor
+
+
+def prepare_tile(
+    raw: RawTile,
+    *,
+    bundle: Bundle,
+    channel_order: str,
+    nodata: float | None,
+    mask_rule: str,
+    device: torch.device,
+) -> TileInputs:
+    """Every scale's context through the contract, at the model size, on ``device``.
+
+    Each context is filled (NoData and sentinels replaced by the declared fill) before it is
+    resampled, so no invalid value is ever interpolated into a valid pixel. The footprint's
+    validity is the first scale's, cropped to the tile. Where the reader applied GDAL's NoData
+    rule itself (``mask_rule == "nodata"``: every pixel it rejects is NoData or uncovered, and
+    reads as NoData), its mask is the NoData count and the guard does not compare again.
+    """
+    reader_nodata = mask_rule == "nodata"
+    item = raw.item
+    arrays = []
+    footprint: torch.Tensor | None = None
+    counts: Mapping[str, int] = {}
+    for view, pixels, valid in zip(item.views, raw.pixels, raw.valid, strict=True):
         prepared = prepare(
             bundle.contract,
             bundle.stats,
             pixels,
             channel_order=channel_order,
-            nodata=basemap.nodata,
-            valid=covered,
+            nodata=None if reader_nodata else nodata,
+            valid=valid,
+            valid_reason="nodata" if reader_nodata else "masked",
             resize_to=(view.model_size, view.model_size),
+            device=device,
         )
         if footprint is None:
-            inner = view.crop_back
-            footprint = prepared.valid[inner.slices]
-            counts = prepared.sentinel_counts if view.is_identity else {}
-            if not footprint.any():
-                return SkippedTile(item=item, reason=ALL_NODATA)
+            rows, cols = view.crop_back.slices
+            footprint = prepared.valid[rows, cols]
+        if view.is_identity:
+            counts = prepared.sentinel_counts
         arrays.append(prepared.array)
     assert footprint is not None
-    killpoints.reached("read.tile")
     return TileInputs(
         key=item.tile.tile_id,
-        arrays=np.stack(arrays),
+        arrays=torch.stack(arrays),
         context_sizes=tuple(v.context_size for v in item.views),
-        tile_size=tile_size,
+        tile_size=item.window.height,
         valid=footprint,
         payload=TilePayload(item=item, sentinel_counts=counts),
     )

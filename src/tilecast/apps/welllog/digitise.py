@@ -7,80 +7,42 @@ value), fills them, normalises, pads to the alignment (32), runs the model, appl
 and crops back to exactly ``(H, W)``. The masked pixels are counted in
 ``DigitisedCurves.counts`` and never read as curve.
 
-:func:`digitise_many` stacks scans whose padded shapes are equal into one model call. GroupNorm
-normalises each sample on its own, so a batch gives the same probabilities as one scan at a
-time, bit for bit, once oneDNN's batch-size-dependent convolutions are switched off
-(:class:`BatchInvariant`; ``tests/welllog/test_digitise.py`` holds us to that).
+**One scan per model call, oneDNN on.** PyTorch's CPU convolutions through oneDNN choose their
+kernel by batch size: a scan stacked with others differs from the same scan alone (6.6e-7 in
+the probabilities of four 96 x 256 scans stacked, torch 2.13; oneDNN's ``deterministic`` flag
+does not change that).
+So the model only ever sees a batch of one, whatever ``batch_size`` is: a scan's
+probabilities are the same bits alone, in a batch, in the job and in the service
+(``tests/welllog/test_digitise.py`` holds us to that). The tiled job follows the same rule on
+the CPU (:func:`tilecast.predict.batched.default_micro_batch`). oneDNN stays on: switching it
+off, as this module once did process-wide, sends the convolutions to PyTorch's native im2col
+kernels, about 3.6x the model's memory and 3x its time (11.6 GB against 3.2 GB for a
+12800 x 640 scan, ``bench/welllog_memory.py``). The bits are those of one CPU and one torch
+thread count: oneDNN's results also move with the number of intra-op threads (1 against 2
+threads: curve values differ by up to 1.3e-6), so the job and the service should run with
+the same thread setting when their outputs must match.
+
+**One scan in memory at a time.** :func:`digitise_many` takes each scan through prepare,
+model, activation, crop and curve extraction before preparing the next, so the peak is one
+forward of the largest scan plus a few scan-sized arrays, not a batch's probabilities. The
+bundle's model is called directly (it runs under ``torch.inference_mode``). ``batch_size``
+stays the caller's unit of work (the job reads, retries and commits a batch at a time); it
+never reaches the model.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tilecast.apps.welllog.curves import DigitisedCurves
 from tilecast.apps.welllog.extract import extract_curves
 from tilecast.apps.welllog.records import ScanRecord
 from tilecast.bundle.load import Bundle
-from tilecast.bundle.runtime import Inference, activate, infer, prepare
+from tilecast.bundle.runtime import Inference, check_image, infer
 from tilecast.errors import InputError
-from tilecast.prep import crop_padding, padding_for
-
-
-class _NativeConvolutions:
-    """Switch oneDNN off while any well-log call runs (reference-counted, thread-safe).
-
-    The flag is process-wide: concurrent calls share one "off" period and it is restored when
-    the last one leaves, so no call runs with oneDNN switched back on underneath it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._saved = True
-
-    @contextlib.contextmanager
-    def active(self) -> Iterator[None]:
-        with self._lock:
-            if self._users == 0:
-                self._saved = torch.backends.mkldnn.enabled
-                torch.backends.mkldnn.enabled = False
-            self._users += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    torch.backends.mkldnn.enabled = self._saved
-
-
-_NATIVE = _NativeConvolutions()
-
-
-class BatchInvariant:
-    """The bundle's model with oneDNN (mkldnn) convolutions switched off for each call.
-
-    PyTorch's CPU convolutions through oneDNN choose their kernel by batch size: a scan in a
-    batch of 2 or 3 differed from the same scan alone by up to 1e-6 (measured on torch 2.13,
-    oneDNN 3.12, AVX2, in convolutions with 32 or more input channels on small feature maps;
-    ``torch.backends.mkldnn.deterministic`` and ``torch.use_deterministic_algorithms`` do not
-    change that). PyTorch's native kernels compute every sample of a batch the same way, so
-    with them a batch is bitwise equal to one scan at a time, at the price of slower
-    convolutions. While a call runs the switch is process-wide.
-    """
-
-    def __init__(self, model: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        self.model = model
-
-    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        with _NATIVE.active():
-            return self.model(batch)
 
 
 def as_scan(image: np.ndarray) -> np.ndarray:
@@ -94,15 +56,24 @@ def as_scan(image: np.ndarray) -> np.ndarray:
 
 
 def predict_scan(bundle: Bundle, image: np.ndarray, *, nodata: float | None = None) -> Inference:
-    """Class probabilities (K, H, W) and pixel validity of one scan, through the contract."""
+    """Class probabilities (K, H, W) and pixel validity of one scan, through the contract.
+
+    The model gets this one scan as a batch of one, with whatever convolution backend the
+    process uses (oneDNN by default): nothing process-wide is switched here.
+    """
     return infer(
         bundle.contract,
         bundle.stats,
-        BatchInvariant(bundle.model),
+        bundle.model,
         as_scan(image),
         channel_order=bundle.contract.input.channel_order,
         nodata=nodata,
     )
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be a positive integer, {batch_size!r} is given")
 
 
 def predict_scans(
@@ -112,42 +83,14 @@ def predict_scans(
     batch_size: int,
     nodata: float | None = None,
 ) -> list[Inference]:
-    """:func:`predict_scan` for many scans, same-padded-shape scans stacked ``batch_size`` at a
-    time into one model call; results in input order."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be a positive integer, {batch_size!r} is given")
-    contract = bundle.contract
-    model = BatchInvariant(bundle.model)
-    scans = [as_scan(image) for image in images]
-    groups: dict[tuple[int, int], list[int]] = {}
-    for index, scan in enumerate(scans):
-        padded = padding_for(*scan.shape[1:], multiple=contract.alignment.multiple).padded_shape
-        groups.setdefault(padded, []).append(index)
-    results: list[Inference | None] = [None] * len(scans)
-    for members in groups.values():
-        for start in range(0, len(members), batch_size):
-            chunk = members[start : start + batch_size]
-            prepared = [
-                prepare(
-                    contract,
-                    bundle.stats,
-                    scans[i],
-                    channel_order=contract.input.channel_order,
-                    nodata=nodata,
-                )
-                for i in chunk
-            ]
-            batch = torch.from_numpy(np.stack([p.array for p in prepared]))
-            probs = activate(contract, model(batch))
-            for i, item, p in zip(chunk, probs, prepared, strict=True):
-                out = crop_padding(item, p.padding).cpu().numpy().astype(np.float32, copy=False)
-                results[i] = Inference(
-                    probabilities=out,
-                    valid=p.valid,
-                    sentinel_counts=p.sentinel_counts,
-                    padding=p.padding,
-                )
-    return [r for r in results if r is not None]
+    """:func:`predict_scan` for many scans, in input order.
+
+    ``batch_size`` is checked but the model still sees one scan per call (see the module
+    docstring): the result is bitwise the same for every batch size. All the probabilities
+    are returned at once; :func:`digitise_many` does not keep them.
+    """
+    _check_batch_size(batch_size)
+    return [predict_scan(bundle, image, nodata=nodata) for image in images]
 
 
 def curves_of(
@@ -210,13 +153,22 @@ def digitise_many(
     step: float | None = None,
     nodata: float | None = None,
 ) -> list[DigitisedCurves]:
-    """:func:`digitise` for many scans, batched by padded shape; equal to one at a time."""
+    """:func:`digitise` for many scans, in input order, bitwise equal to one at a time.
+
+    Every argument and scan is checked before the first scan runs, so a bad one costs the
+    others nothing (the job retries a failed batch scan by scan). Each scan is finished (curves
+    extracted, probabilities dropped) before the next is prepared, so memory does not grow
+    with ``batch_size``; see the module docstring for why the model gets one scan per call.
+    """
     if len(images) != len(records):
         raise InputError(f"{len(images)} scans but {len(records)} records; expected one each")
-    for record in records:
+    _check_batch_size(batch_size)
+    contract = bundle.contract
+    scans = [as_scan(image) for image in images]
+    for scan, record in zip(scans, records, strict=True):
         _check_classes(bundle, record)
-    inferences = predict_scans(bundle, images, batch_size=batch_size, nodata=nodata)
+        check_image(contract, scan, channel_order=contract.input.channel_order)
     return [
-        curves_of(bundle, inference, record, step=step)
-        for inference, record in zip(inferences, records, strict=True)
+        digitise(bundle, scan, record, step=step, nodata=nodata)
+        for scan, record in zip(scans, records, strict=True)
     ]
