@@ -5,12 +5,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-v3
 DEMO   := demo_out
 
-.PHONY: demo predict-demo bench test lint format model clean help
+.PHONY: demo predict-demo bench bench-peer test lint format model clean help
 
 help:
 	@echo "make demo   set up .venv, make a synthetic basemap of COG quads, run the tiled job over it"
 	@echo "make predict-demo  the untiled reference path on one scene, scored against its truth"
-	@echo "make bench  throughput and read amplification (bench/throughput.py)"
+	@echo "make bench  throughput, read amplification, host CPU per tile (bench/throughput.py, bench/host_ceiling.py)"
+	@echo "make bench-peer  the job against MONAI's sliding window (installs the bench extra)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
 	@echo "make welllog-demo   three synthetic log scans through tilecast welllog run, scored from the LAS it wrote"
@@ -37,6 +38,12 @@ predict-demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py --basemap $(DEMO)/basemap
+	$(BIN)/python bench/host_ceiling.py --demo $(DEMO)
+
+# The job against MONAI's sliding window, side by side (installs the `bench` extra: monai).
+bench-peer: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/vs_monai.py --demo-dir $(DEMO)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

@@ -113,6 +113,7 @@ def prepare(
         array = array.to(device, non_blocking=True)
     reader_valid = None if valid is None else as_tensor(valid).to(array.device, non_blocking=True)
     mask: torch.Tensor | None = None
+    nothing_to_fill = False
     counts: Mapping[str, int] = {}
     padding: Padding | None = None
     for step in contract.preprocessing:
@@ -122,6 +123,7 @@ def prepare(
             case "guard_sentinels":
                 guard = guard_pixels(array, policy=sentinel_policy(contract), nodata=nodata)
                 mask, counts = guard.valid, guard.counts
+                nothing_to_fill = guard.all_valid and reader_valid is None
                 if reader_valid is not None and guard.all_valid:  # e.g. uint8: no sentinel fits
                     counts = LazyCounts.combine(counts, valid_reason, (~reader_valid).sum())
                     mask = reader_valid
@@ -136,13 +138,16 @@ def prepare(
             case "fill_invalid":
                 assert mask is not None  # guard_sentinels is required and runs first
                 policy = step.params.get("policy", "mean")
-                array = fill_invalid(
-                    array,
-                    mask,
-                    policy=policy,
-                    mean=fill_value_mean(contract, stats) if policy == "mean" else None,
-                    value=step.params.get("value"),
-                )
+                if nothing_to_fill:  # known without looking: every pixel valid
+                    array = array.to(torch.float32)
+                else:
+                    array = fill_invalid(
+                        array,
+                        mask,
+                        policy=policy,
+                        mean=fill_value_mean(contract, stats) if policy == "mean" else None,
+                        value=step.params.get("value"),
+                    )
                 if resize_to is not None and tuple(array.shape[-2:]) != tuple(resize_to):
                     array = resize_bilinear(array, resize_to, align_corners=False)
             case "scale_values":

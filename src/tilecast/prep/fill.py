@@ -64,8 +64,10 @@ def fill_invalid(
     planes = x if x.ndim == 3 else x[None]
     m = as_tensor(mask).to(planes.device)
     values = torch.as_tensor(fill, dtype=torch.float32, device=planes.device).view(-1, 1, 1)
-    out = planes.to(torch.float32, copy=True)
-    out = torch.where(m, out, values, out=out)  # in place: one float32 pass over the image
+    # one pass: where() promotes the source dtype (uint8 ...) to float32 as it selects
+    out = torch.where(m, planes, values)
+    if out.dtype != torch.float32:  # float64 sources
+        out = out.to(torch.float32)
     out = out if image.ndim == 3 else out[0]
     return like_input(out, image)
 

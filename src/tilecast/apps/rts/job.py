@@ -1,10 +1,11 @@
 """The thaw-slump inference job: tile list in, fused per-tile predictions out, resumable.
 
-Reading runs ahead of the model in worker threads (a bounded number of tiles in flight), the
-model packs passes from many tiles into full batches, and a writer thread commits tiles behind
-it. The run log is checkpointed every ``checkpoint_every`` commits; it lists a tile only after
-its file is in place, so a killed run restarted with the same arguments skips what was
-committed and ends with the same tiles as an uninterrupted run.
+This module sets up (bundle, basemap, plan, lease, run log) and records; the tiles flow through
+:mod:`tilecast.apps.rts.pipeline` (read, prepare, predict, commit, in the shape the device
+wants) and come back in plan order, each already written. The run log is checkpointed every
+``checkpoint_every`` commits; it lists a tile only after its file is in place, so a killed run
+restarted with the same arguments skips what was committed and ends with the same tiles as an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import collections
 import datetime as dt
 import logging
 import platform
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,7 +131,6 @@ class RtsJob:
         self.log_uri = log_uri_for(self.output, shard)
         self.lease_ttl_s = lease_ttl_s
         self._lease: Lease | None = None
-        self._lock = threading.Lock()
 
     # -- setup ---------------------------------------------------------------------------
 

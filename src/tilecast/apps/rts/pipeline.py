@@ -228,9 +228,10 @@ def _to_device(raw: RawTile, device: torch.device, stream: torch.cuda.Stream | N
         return raw
     with torch.cuda.stream(stream):
         pixels = tuple(p.to(device, non_blocking=True) for p in raw.pixels)
-        valid = tuple(v.to(device, non_blocking=True) for v in raw.valid)
+        valid = tuple(None if v is None else v.to(device, non_blocking=True) for v in raw.valid)
     compute = torch.cuda.current_stream(device)
     compute.wait_stream(stream)
     for t in (*pixels, *valid):  # allocated on the copy stream, used on the compute stream
-        t.record_stream(compute)
+        if t is not None:
+            t.record_stream(compute)
     return RawTile(item=raw.item, pixels=pixels, valid=valid)

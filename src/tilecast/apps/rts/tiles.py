@@ -63,11 +63,12 @@ class RawTile:
 
     item: WorkItem
     pixels: tuple[torch.Tensor, ...]  # per scale: (C, ctx, ctx) in the basemap dtype
-    valid: tuple[torch.Tensor, ...]  # per scale: (ctx, ctx) bool, GDAL's dataset mask
+    valid: tuple[torch.Tensor | None, ...]  # per scale: (ctx, ctx) GDAL's mask; None: all valid
 
     @property
     def nbytes(self) -> int:
-        return sum(p.nbytes + v.nbytes for p, v in zip(self.pixels, self.valid, strict=True))
+        masks = sum(v.nbytes for v in self.valid if v is not None)
+        return sum(p.nbytes for p in self.pixels) + masks
 
 
 def read_tile(item: WorkItem, *, basemap: Basemap, pin: bool = False) -> RawTile | SkippedTile:
@@ -88,7 +89,8 @@ def read_tile(item: WorkItem, *, basemap: Basemap, pin: bool = False) -> RawTile
         if not masks and not valid[view.crop_back.slices].any():
             return SkippedTile(item=item, reason=ALL_NODATA)
         pixels.append(_tensor(data, pin))
-        masks.append(_tensor(valid, pin))
+        # an all-valid context (most of them) carries no mask: nothing to count or fill
+        masks.append(None if valid.all() else _tensor(valid, pin))
     killpoints.reached("read.tile")
     return RawTile(item=item, pixels=tuple(pixels), valid=tuple(masks))
 
