@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-v3
+STAMP  := $(VENV)/.installed-v4
 DEMO   := demo_out
 
 .PHONY: demo predict-demo bench bench-peer test lint format model clean help
@@ -74,3 +74,14 @@ welllog-demo: $(STAMP)
 welllog-model: $(STAMP)
 	$(BIN)/python scripts/train_welllog_model.py --out build/train/welllog-demo
 	$(BIN)/tilecast bundle create build/train/welllog-demo --out models/welllog-demo --overwrite
+
+.PHONY: image
+# The thaw-slump job's container image (Dockerfile; see its header): the CUDA PyTorch base by
+# default, TILECAST_BASE=<image> for another; proxy variables set here are passed as build args,
+# DOCKER_BUILD_ARGS adds others (e.g. --build-arg PIP_INDEX_URL=https://mirror/simple). Not run
+# in CI: tests/container/test_image.py builds the same Dockerfile FROM a local Debian base.
+TILECAST_IMAGE ?= tilecast:$(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE_PROXY_VARS := HTTP_PROXY HTTPS_PROXY NO_PROXY http_proxy https_proxy no_proxy
+image:
+	docker build --tag $(TILECAST_IMAGE) $(if $(TILECAST_BASE),--build-arg BASE=$(TILECAST_BASE)) \
+		$(foreach v,$(IMAGE_PROXY_VARS),$(if $($(v)),--build-arg $(v))) $(DOCKER_BUILD_ARGS) .

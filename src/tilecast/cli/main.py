@@ -9,6 +9,7 @@ from tilecast.cli.bundle import bundle
 from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
 from tilecast.cli.rts import rts
+from tilecast.cli.rts_launch import launch
 from tilecast.cli.welllog import welllog
 
 
@@ -22,5 +23,6 @@ def cli(verbose: int) -> None:
 
 cli.add_command(predict)
 cli.add_command(bundle)
+rts.add_command(launch)
 cli.add_command(rts)
 cli.add_command(welllog)

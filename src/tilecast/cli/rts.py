@@ -1,7 +1,9 @@
-"""``tilecast rts run | grid``: the thaw-slump job."""
+"""``tilecast rts run | grid | split | products | status``: the thaw-slump job."""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -9,7 +11,7 @@ import click
 from tilecast.cli.options import EXIT_INCOMPLETE, reports_errors
 
 if TYPE_CHECKING:
-    from tilecast.apps.rts.config import ProductsSection
+    from tilecast.apps.rts.config import ProductsSection, RtsConfig
 
 
 @click.group()
@@ -110,11 +112,14 @@ def _products(
     "--config",
     "config_uri",
     default=None,
-    help="Take products settings and basemap from this job config.",
+    help="Take the basemap (and products settings the run logs did not record) from this job "
+    "config; products settings it sets must agree with the run logs.",
 )
 @click.option("--threshold", type=float, default=None, help="Default: the run log's threshold.")
 @click.option("--strategy", type=click.Choice(["auto", "memory", "streaming"]), default=None)
-@click.option("--min-area-m2", type=float, default=None)
+@click.option(
+    "--min-area-m2", type=float, default=None, help="Default: what the run logs recorded."
+)
 @click.option(
     "--skip",
     multiple=True,
@@ -130,21 +135,61 @@ def products(
     min_area_m2: float | None,
     skip: tuple[str, ...],
 ) -> None:
-    """Merge tiles into region COGs, vectorise them, update the run log, write the QC report."""
-    from tilecast.apps.rts.config import ProductsSection, load_config
+    """Merge tiles into region COGs, vectorise them, update the run log, write the QC report.
+
+    Settings come from the run logs (what the job's config said under ``products:``); options
+    override them, and a --config that disagrees with them is refused.
+    """
+    from tilecast.apps.rts.config import load_config
 
     config = load_config(config_uri) if config_uri else None
-    settings = config.products if config else ProductsSection()
-    changes: dict[str, object] = {step: False for step in skip}
+    explicit: dict[str, object] = {step: False for step in skip}
     if strategy:
-        changes["merge_strategy"] = strategy
+        explicit["merge_strategy"] = strategy
     if min_area_m2 is not None:
-        changes["min_area_m2"] = min_area_m2
-    settings = settings.model_copy(update=changes)
+        explicit["min_area_m2"] = min_area_m2
+    settings = _recorded_settings(output, config, explicit)
     _products(
         output, settings, basemap=config.input.basemap if config else None, threshold=threshold
     )
     _exit_if_incomplete(output)
+
+
+#: The option of ``rts products`` that sets each products setting (for error messages).
+_PRODUCTS_OPTIONS = {
+    "merge": "--skip merge (or run `tilecast rts merge`)",
+    "vectorize": "--skip vectorize (or run `tilecast rts vectorize`)",
+    "report": "--skip report (or run `tilecast rts report`)",
+    "merge_strategy": "--strategy",
+    "min_area_m2": "--min-area-m2",
+}
+
+
+def _recorded_settings(
+    output: str, config: RtsConfig | None, explicit: dict[str, object]
+) -> ProductsSection:
+    """The products settings for ``output``: options, else the run logs' record, else the
+    config's (see ``runlogs.settle_products``)."""
+    from pydantic import ValidationError
+
+    from tilecast.apps.rts.config import ProductsSection
+    from tilecast.run.runlogs import RunLogError, read_recorded_products, settle_products
+
+    recorded = read_recorded_products(output)
+    from_config = (
+        config.products.model_dump(mode="json", include=config.products.model_fields_set)
+        if config
+        else None
+    )
+    settled = settle_products(
+        recorded, config=from_config, explicit=explicit, options=_PRODUCTS_OPTIONS
+    )
+    try:
+        return ProductsSection.model_validate(settled)
+    except ValidationError as exc:
+        raise RunLogError(
+            f"the products settings from {', '.join(recorded.uris)} are not valid: {exc}"
+        ) from exc
 
 
 @click.command("grid")
@@ -188,9 +233,111 @@ def grid(
     click.echo(f"wrote {len(tiles)} tiles to {out}")
 
 
+@click.command("split")
+@click.option("--tile-list", "tile_list_uri", required=True, help="The tile list CSV to split.")
+@click.option(
+    "--chunks", type=int, required=True, help="How many chunks (1 to the number of tiles)."
+)
+@click.option("--out", required=True, help="Directory for chunk_0000.csv ... and summary.json.")
+@reports_errors
+def split(tile_list_uri: str, chunks: int, out: str) -> None:
+    """Cut a tile list into balanced chunks, each a compact block of the lattice (one job each)."""
+    from tilecast.apps.rts.split import split_tiles, summarise_chunks
+    from tilecast.apps.rts.tilelist import format_tile_list, parse_tile_list
+    from tilecast.io import storage
+
+    tiles = parse_tile_list(storage.read_text(tile_list_uri), source=tile_list_uri)
+    parts = split_tiles(tiles, chunks)
+    summary = summarise_chunks(parts)
+    names = [c.name for c in summary.chunks]
+    stale = sorted(set(_chunk_files(out)) - set(names))
+    if stale:
+        raise click.ClickException(
+            f"{out} holds chunk files of another split ({', '.join(stale[:4])}"
+            f"{', ...' if len(stale) > 4 else ''}); expected none beyond the {chunks} this split "
+            "writes: remove them or choose another --out"
+        )
+    for name, part in zip(names, parts, strict=True):
+        storage.write_text(storage.join(out, name), format_tile_list(part))
+    storage.write_text(
+        storage.join(out, "summary.json"), json.dumps(summary.to_json(), indent=1) + "\n"
+    )  # last: a whole summary means every chunk is written
+    click.echo(f"{'chunk':<16}{'tiles':>7}  {'bbox (minx miny maxx maxy)':<52}regions")
+    for c in summary.chunks:
+        bbox = " ".join(f"{v:.1f}" for v in c.bounds)
+        regions = ", ".join(f"{r or '-'}: {n}" for r, n in c.regions)
+        click.echo(f"{c.name:<16}{c.n_tiles:>7}  {bbox:<52}{regions}")
+    sizes = [c.n_tiles for c in summary.chunks]
+    click.echo(
+        f"{summary.n_tiles} tiles in {len(sizes)} chunks of {min(sizes)}-{max(sizes)}; "
+        f"{summary.border_pairs} of {summary.neighbour_pairs} neighbouring tile pairs lie in "
+        "two chunks"
+    )
+    click.echo(f"wrote {storage.join(out, 'summary.json')}")
+
+
+def _chunk_files(out: str) -> list[str]:
+    from tilecast.errors import StorageError
+    from tilecast.io import storage
+
+    try:
+        return [n for n in storage.list_files(out) if re.fullmatch(r"chunk_\d+\.csv", n)]
+    except StorageError:  # no such directory yet
+        return []
+
+
+@click.command("status")
+@click.option("--output", required=True, help="The job's output path (holds tiles/ and logs/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@reports_errors
+def status(output: str, as_json: bool) -> None:
+    """Where an output stands: per run log tiles done, skipped, missing, speed, ETA, leases."""
+    from tilecast.run.status import read_status
+
+    found = read_status(output)
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=1))
+        return
+    click.echo(f"output     {output}: {found.state}")
+    click.echo(
+        f"{'log':<28}{'status':<12}{'listed':>8}{'done':>8}{'skipped':>9}{'missing':>9}"
+        f"{'tiles/s':>9}{'eta':>9}"
+    )
+    for s in found.shards:
+        speed = f"{s.tiles_per_s:.2f}" if s.tiles_per_s else "-"
+        click.echo(
+            f"{s.log.removeprefix('logs/'):<28}{s.state:<12}{s.n_listed:>8}{s.n_done:>8}"
+            f"{s.n_skipped:>9}{s.n_missing:>9}{speed:>9}{_duration(s.eta_s):>9}"
+        )
+        for reason, n in s.skipped.items():
+            click.echo(f"{'':<28}skipped {n}: {reason}")
+        if s.detail:
+            click.echo(f"{'':<28}{s.detail}")
+    for lease in found.leases:
+        click.echo(f"lease      {lease.describe()}")
+    made = ", ".join(
+        f"{name}: {'yes' if there else 'no'}" for name, there in found.products.items()
+    )
+    click.echo(f"products   {made}; _SUCCESS: {'yes' if found.success else 'no'}")
+    if found.state == "complete" and not found.success:
+        click.echo(f"next       tilecast rts products --output {output}")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 rts.add_command(run)
 rts.add_command(grid)
 rts.add_command(products)
+rts.add_command(status)
+rts.add_command(split)
 
 
 def _single_step(step: str, help_text: str) -> click.Command:
@@ -207,12 +354,11 @@ def _single_step(step: str, help_text: str) -> click.Command:
     @click.option("--threshold", type=float, default=None, help="Default: the run log's threshold.")
     @reports_errors
     def command(output: str, config_uri: str | None, threshold: float | None) -> None:
-        from tilecast.apps.rts.config import ProductsSection, load_config
+        from tilecast.apps.rts.config import load_config
 
         config = load_config(config_uri) if config_uri else None
-        settings = (config.products if config else ProductsSection()).model_copy(
-            update={**{o: False for o in others}, step: True}
-        )
+        explicit: dict[str, object] = {**{o: False for o in others}, step: True}
+        settings = _recorded_settings(output, config, explicit)
         _products(
             output, settings, basemap=config.input.basemap if config else None, threshold=threshold
         )

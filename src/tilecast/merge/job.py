@@ -118,13 +118,16 @@ def merge_output(
     regions: Sequence[str] | None = None,
     block: int = 1024,
     progress: ProgressCallback = no_progress,
+    clean_leftovers: bool = True,
 ) -> list[RegionResult]:
     """Merge every region (or those named in ``regions``) of a job's output into its mosaics.
 
     ``threshold`` defaults to the run logs' threshold (the bundle's calibrated value unless the
     job's config overrode it). Raises :class:`MergeInputError` when the logs disagree or a
     requested region has no done tile, :class:`MissingTilesError` naming every done tile whose
-    file is missing, before any mosaic is written.
+    file is missing, before any mosaic is written. ``clean_leftovers`` removes what an
+    interrupted merge left in ``merged/`` first; a caller that merges regions in parallel cleans
+    once itself and passes False, so no task removes another's temporaries.
     """
     output = output.rstrip("/")
     logs = read_run_logs(output)
@@ -141,7 +144,9 @@ def merge_output(
     if not groups:
         raise MergeInputError(f"the run logs of {output} record no done tile to merge")
     _check_files(output, [t for ids in groups.values() for t in ids])
-    if removed := mosaic_files.remove_leftovers(storage.join(output, "merged")):
+    if clean_leftovers and (
+        removed := mosaic_files.remove_leftovers(storage.join(output, "merged"))
+    ):
         log.info("removed %d temporary file(s) left by an interrupted merge", removed)
     log.info(
         "merging %d region(s) of %s with threshold %s: %s",

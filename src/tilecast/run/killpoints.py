@@ -3,7 +3,10 @@
 ``TILECAST_KILL_AT=merge.block:3`` makes the process SIGKILL itself the 3rd time it reaches
 ``reached("merge.block")``; the tests use it to land kills in a chosen phase (reading,
 inferring, writing a tile, checkpointing the run log, merging, vectorising) and then restart
-the job. Without the variable :func:`reached` returns at once. The named points are:
+the job. With ``TILECAST_KILL_ONCE=PATH`` too, only the first process to get there dies: it
+creates ``PATH`` first, and a process that finds ``PATH`` goes on (a Ray task that is retried
+in a new worker, with the same environment, must not die again). Without the variables
+:func:`reached` returns at once. The named points are:
 
 ==================  ================================================================
 ``read.tile``       a tile's basemap pixels were read, before they are prepared
@@ -29,6 +32,7 @@ import threading
 log = logging.getLogger(__name__)
 
 ENV = "TILECAST_KILL_AT"
+ONCE_ENV = "TILECAST_KILL_ONCE"
 
 _lock = threading.Lock()
 _counts: dict[str, int] = {}
@@ -51,6 +55,18 @@ def reached(name: str) -> None:
         return
     with _lock:
         _counts[name] = _counts.get(name, 0) + 1
-        if _counts[name] == target[1]:
+        if _counts[name] == target[1] and _first_to_die():
             log.critical("killpoint %s reached %d time(s): SIGKILL", name, target[1])
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _first_to_die() -> bool:
+    """True unless ``TILECAST_KILL_ONCE`` names a marker some process already created."""
+    marker = os.environ.get(ONCE_ENV)
+    if not marker:
+        return True
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return False
+    return True

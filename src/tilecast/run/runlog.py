@@ -6,11 +6,14 @@ Written atomically at every checkpoint, so a reader (or a restart) sees a whole 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tilecast.run.record import CompletedTiles
+
+log = logging.getLogger(__name__)
 
 RUN_LOG_SCHEMA_VERSION = 1
 
@@ -43,6 +46,10 @@ class RunLog(BaseModel):
     n_tiles_skipped: int = 0
     n_tiles_with_detection: int = 0
     total_rts_area_km2: float | None = None  # filled by the vectoriser
+    # the products settings of the run's config (merge, vectorize, report, merge_strategy,
+    # memory_budget_mb, min_area_m2), which `rts products` follows; None in logs written
+    # before they were recorded
+    products: dict[str, Any] | None = None
     processing_time_hours: float = 0.0
     gpu_type: str = "cpu"
     runs: list[dict[str, Any]] = Field(default_factory=list)  # one entry per (re)start
@@ -71,6 +78,24 @@ class RunLog(BaseModel):
                 "skipped_reasons": dict(sorted(reasons.items())),
             }
         )
+
+    def record_products(self, settings: dict[str, Any], *, uri: str) -> None:
+        """Record the products settings of this (re)start's config; say what a restart changed."""
+        changed = {
+            k: (self.products.get(k), v)
+            for k, v in settings.items()
+            if self.products is not None and self.products.get(k) != v
+        }
+        for key, (before, now) in changed.items():
+            log.warning(
+                "%s: products.%s was %r in the earlier run, this run's config says %r, which "
+                "the run log records from now on",
+                uri,
+                key,
+                before,
+                now,
+            )
+        self.products = dict(settings)
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=1, sort_keys=False) + "\n"

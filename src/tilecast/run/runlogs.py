@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +65,8 @@ def run_log_names(output: str) -> list[str]:
         return []
 
 
-def read_run_logs(output: str) -> RunLogs:
-    """Every ``logs/inference_log*.json`` of ``output``, checked for agreement and combined."""
+def _load_logs(output: str) -> dict[str, dict[str, Any]]:
+    """Every run log of ``output`` as JSON, by URI; refuses none, unreadable or malformed ones."""
     logs_dir = storage.join(output, "logs")
     names = run_log_names(output)
     if not names:
@@ -79,9 +80,16 @@ def read_run_logs(output: str) -> RunLogs:
             raise RunLogError(f"{uri}: not valid JSON ({exc})") from exc
         if not isinstance(data, dict) or not isinstance(data.get("tiles", {}), dict):
             raise RunLogError(f"{uri}: expected a run log object with a 'tiles' mapping")
+        loaded[uri] = data
+    return loaded
+
+
+def read_run_logs(output: str) -> RunLogs:
+    """Every ``logs/inference_log*.json`` of ``output``, checked for agreement and combined."""
+    loaded = _load_logs(output)
+    for uri, data in loaded.items():
         if data.get("status", "complete") != "complete":
             log.warning("%s: status is %r; merging what it records so far", uri, data["status"])
-        loaded[uri] = data
     settings: dict[str, Any] = {}
     for key in CONSISTENT_KEYS:
         values = {uri: data.get(key) for uri, data in loaded.items()}
@@ -107,6 +115,116 @@ def read_run_logs(output: str) -> RunLogs:
             tiles[tile_id] = record
             origin.setdefault(tile_id, uri)
     return RunLogs(uris=tuple(loaded), settings=settings, tiles=tiles)
+
+
+#: Products settings that change what the products hold. A ``--config`` that sets one of them
+#: to another value than the run logs recorded is refused; an explicit option wins.
+PRODUCTS_RESULT_KEYS = ("merge", "vectorize", "report", "min_area_m2")
+#: Products settings that only change how the merge runs (its result is byte-identical): they
+#: follow the machine that makes the products, so the config's value wins over the record.
+PRODUCTS_HOW_KEYS = ("merge_strategy", "memory_budget_mb")
+
+
+@dataclass(frozen=True)
+class RecordedProducts:
+    """The products settings the run logs of an output recorded (``RunLog.products``)."""
+
+    uris: tuple[str, ...]  # every run log read
+    settings: dict[str, Any]  # key -> the value every log that records it agrees on
+    disagreements: dict[str, dict[str, Any]]  # key -> {log: value}, where logs disagree
+    unrecorded: tuple[str, ...]  # logs written before products settings were recorded
+
+
+def read_recorded_products(output: str) -> RecordedProducts:
+    """The products settings recorded in ``output``'s run logs, compared across them."""
+    loaded = _load_logs(output)
+    recorded = {
+        uri: d["products"] for uri, d in loaded.items() if isinstance(d.get("products"), dict)
+    }
+    settings: dict[str, Any] = {}
+    disagreements: dict[str, dict[str, Any]] = {}
+    for key in sorted({k for products in recorded.values() for k in products}):
+        values = {uri: products.get(key) for uri, products in recorded.items()}
+        if len({json.dumps(v, sort_keys=True) for v in values.values()}) > 1:
+            disagreements[key] = values
+        else:
+            settings[key] = next(iter(values.values()))
+    return RecordedProducts(
+        uris=tuple(loaded),
+        settings=settings,
+        disagreements=disagreements,
+        unrecorded=tuple(uri for uri in loaded if uri not in recorded),
+    )
+
+
+def settle_products(
+    recorded: RecordedProducts,
+    *,
+    config: Mapping[str, Any] | None,
+    explicit: Mapping[str, Any],
+    options: Mapping[str, str],
+) -> dict[str, Any]:
+    """The products settings to use, as a mapping of the keys that are decided.
+
+    Each key: an ``explicit`` option's value; else the value the run logs recorded (a
+    ``config`` that sets a result key, :data:`PRODUCTS_RESULT_KEYS`, to another value is
+    refused; for :data:`PRODUCTS_HOW_KEYS` the config wins); else the config's. ``config``
+    holds only the keys a config file sets; a key in none of them is left out (the caller's
+    default applies). ``options`` names the command-line option that sets each key, for the
+    messages. Raises :class:`RunLogError` naming the key and the logs when the logs disagree on
+    a result key and no option decides it. Logs without a record are named in a WARNING.
+    """
+    config = dict(config or {})
+    if recorded.unrecorded:
+        fallback = "--config" if config else "the defaults"
+        log.warning(
+            "%s: no products settings recorded (written before tilecast recorded them); "
+            "using %s%s for them",
+            ", ".join(recorded.unrecorded),
+            fallback,
+            " and the other logs' record" if recorded.settings else "",
+        )
+    settled = dict(config)
+    for key, values in recorded.disagreements.items():
+        if key in explicit:
+            continue
+        found = "; ".join(f"{uri}: {value!r}" for uri, value in values.items())
+        if key in PRODUCTS_HOW_KEYS:
+            log.info(
+                "products.%s: the run logs disagree (%s); using --config's value or the default",
+                key,
+                found,
+            )
+            continue
+        raise RunLogError(
+            f"products.{key}: the run logs disagree ({found}); pass {_option(options, key)} "
+            "to choose"
+        )
+    for key, value in recorded.settings.items():
+        if key in explicit:
+            continue
+        if key in config and config[key] != value:
+            if key in PRODUCTS_HOW_KEYS:
+                log.info(
+                    "products.%s: the run logs recorded %r; using --config's %r (it changes "
+                    "how the merge runs, not its result)",
+                    key,
+                    value,
+                    config[key],
+                )
+                continue
+            raise RunLogError(
+                f"products.{key}: the run logs recorded {value!r}, --config says "
+                f"{config[key]!r}; pass {_option(options, key)} to override the record, or "
+                "a config that agrees with it"
+            )
+        settled[key] = value
+    settled.update(explicit)
+    return settled
+
+
+def _option(options: Mapping[str, str], key: str) -> str:
+    return options.get(key, f"a value for products.{key}")
 
 
 @dataclass(frozen=True)

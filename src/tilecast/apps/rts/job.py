@@ -215,6 +215,7 @@ class RtsJob:
             record.forget([t for t in record.ids("skipped") if record.reason_for(t) in RETRYABLE])
             previous.status = "running"  # until this run's final check says otherwise
             previous.final_check = None
+            previous.record_products(cfg.products.model_dump(mode="json"), uri=self.log_uri)
             return previous, self._drop_missing_files(record)
         runlog = RunLog(
             model_version=f"{bundle.contract.name} {bundle.contract.version}",
@@ -232,6 +233,7 @@ class RtsJob:
             plan_fingerprint=fingerprint,
             n_tiles_total=len(plan.items),
             gpu_type=device_name(device),
+            products=cfg.products.model_dump(mode="json"),
         )
         return runlog, CompletedTiles()
 

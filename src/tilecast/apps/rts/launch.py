@@ -1,0 +1,278 @@
+"""Many machines on Ray: ``tilecast rts launch``.
+
+The tile list is split into compact chunks (:func:`tilecast.apps.rts.split.split_tiles`); each
+chunk runs as one Ray task that is the ordinary job with ``--shard`` (:class:`RtsJob`, its own
+run log ``logs/inference_log.<shard>.json`` and lease), with the resources asked for (GPUs, CPUs,
+custom resources). A task whose worker or node dies is retried by Ray; the shard's run log makes
+the retry resume (committed tiles are skipped), and a lease the dead worker left is taken over
+(at once on the same host, else when it expires: the shards hold short leases). The driver shows
+one progress line over all shards, read from their run logs, then runs the products as Ray tasks
+(one merge task per region, then the polygons, then the report) and writes ``_SUCCESS`` only when
+every shard is complete.
+
+The driver's storage and tilecast settings (``TILECAST_*``, ``AWS_*``, ``GOOGLE_*``, GDAL's
+endpoint variables, ``STORAGE_EMULATOR_HOST``) are passed to the tasks, so a cluster reaches the
+same buckets the same way. Ray is the optional ``ray`` extra, imported here only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tilecast.apps.rts.config import RtsConfig
+from tilecast.apps.rts.split import split_tiles
+from tilecast.grid import Tile
+from tilecast.io import storage
+from tilecast.optional import import_optional
+from tilecast.run.lease import LeaseHeldError, LeaseRecord, lease_uri_for
+from tilecast.run.progress import ProgressCallback, ProgressEvent, no_progress
+from tilecast.run.runlogs import Completeness, read_completeness
+from tilecast.run.success import clear_success, write_success
+
+log = logging.getLogger(__name__)
+
+#: Environment variables the tasks inherit from the driver (by prefix or exact name).
+FORWARDED_PREFIXES = ("TILECAST_", "AWS_", "GOOGLE_", "GCSFS_", "GDAL_", "CPL_", "GS_", "VSI_")
+FORWARDED_NAMES = ("STORAGE_EMULATOR_HOST",)
+
+#: Lease lifetime of a shard task: a worker lost with its node frees its shard this fast.
+SHARD_LEASE_TTL_S = 60.0
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    shards: int
+    address: str | None = None  # None: start a local Ray here; "auto" or ray://...: join one
+    gpus_per_shard: float = 0.0
+    cpus_per_shard: float = 1.0
+    resources: Mapping[str, float] = field(default_factory=dict)  # custom resources per shard
+    max_retries: int = 3  # per shard, for workers or nodes that die
+    poll_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    output: str
+    shards: tuple[str, ...]
+    tiles_per_shard: tuple[int, ...]
+    completeness: Completeness
+    products: tuple[str, ...]  # product files made (relative to the output)
+    success: bool  # _SUCCESS written
+    elapsed_s: float
+
+
+def shard_names(n: int) -> list[str]:
+    return [f"s{i:04d}" for i in range(n)]
+
+
+def forwarded_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if environ is None else environ
+    return {
+        k: v for k, v in env.items() if k.startswith(FORWARDED_PREFIXES) or k in FORWARDED_NAMES
+    }
+
+
+def _tile_rows(tiles: Sequence[Tile]) -> list[tuple[Any, ...]]:
+    return [(t.tile_id, t.minx, t.miny, t.maxx, t.maxy, t.region) for t in tiles]
+
+
+def run_shard(config_json: dict[str, Any], rows: list[tuple[Any, ...]], shard: str) -> dict:
+    """One shard, inside a Ray task: the ordinary job with ``shard``; waits out a lease that a
+    lost worker left on another host (a worker on this host that died is taken over at once)."""
+    from tilecast.apps.rts.job import RtsJob
+
+    config = RtsConfig.model_validate(config_json)
+    tiles = [Tile(*row) for row in rows]
+    deadline = time.monotonic() + 3 * SHARD_LEASE_TTL_S
+    while True:
+        try:
+            result = RtsJob(config, tiles, shard=shard, lease_ttl_s=SHARD_LEASE_TTL_S).run()
+            break
+        except LeaseHeldError:
+            if time.monotonic() > deadline:
+                raise
+            wait = _lease_wait_s(config.output.path, shard)
+            log.warning("shard %s: its lease is held; waiting %.0f s for it to expire", shard, wait)
+            time.sleep(wait)
+    return {
+        "shard": shard,
+        "n_committed": result.n_committed,
+        "n_skipped": result.n_skipped,
+        "n_already_done": result.n_already_done,
+        "complete": result.complete,
+        "not_done": result.not_done,
+        "pipeline_s": result.pipeline_s,
+    }
+
+
+def _lease_wait_s(output: str, shard: str) -> float:
+    uri = lease_uri_for(output.rstrip("/"), shard)
+    try:
+        record = LeaseRecord.model_validate_json(storage.read_text(uri))
+    except Exception:  # gone or unreadable: just try again soon
+        return 1.0
+    return min(max(1.0, record.expires_unix - time.time() + 1.0), SHARD_LEASE_TTL_S)
+
+
+def _progress(output: str, names: Sequence[str]) -> tuple[int, int]:
+    """(tiles done or skipped, of them skipped) over the shards' run logs, as checkpointed."""
+    import json
+
+    done = skipped = 0
+    for name in names:
+        uri = storage.join(output, "logs", f"inference_log.{name}.json")
+        try:
+            data = json.loads(storage.read_text(uri))
+        except Exception:  # not written yet, or mid-replace on a store that shows neither
+            continue
+        done += int(data.get("n_tiles_processed") or 0) + int(data.get("n_tiles_skipped") or 0)
+        skipped += int(data.get("n_tiles_skipped") or 0)
+    return done, skipped
+
+
+def _init_ray(ray: Any, address: str | None) -> bool:
+    """Join ``address`` or start a local Ray; True when this call started it (and stops it)."""
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(include_dashboard=False, **kwargs)
+    return True
+
+
+def launch(
+    config: RtsConfig,
+    tiles: Sequence[Tile],
+    settings: LaunchSettings,
+    *,
+    progress: ProgressCallback = no_progress,
+) -> LaunchResult:
+    """Run the job as ``settings.shards`` Ray tasks, then the products; see the module notes."""
+    ray = import_optional("ray", extra="ray", purpose="tilecast rts launch")
+    start = time.monotonic()
+    output = config.output.path.rstrip("/")
+    chunks = split_tiles(tiles, settings.shards)
+    names = shard_names(len(chunks))
+    started_here = _init_ray(ray, settings.address)
+    try:
+        clear_success(output)
+        options: dict[str, Any] = {
+            "num_cpus": settings.cpus_per_shard,
+            "num_gpus": settings.gpus_per_shard,
+            "max_retries": settings.max_retries,
+            "runtime_env": {"env_vars": forwarded_env()},
+        }
+        if settings.resources:
+            options["resources"] = dict(settings.resources)
+        task = ray.remote(run_shard).options(**options)
+        config_json = config.model_dump(mode="json")
+        refs = {
+            task.remote(config_json, _tile_rows(chunk), name): name
+            for name, chunk in zip(names, chunks, strict=True)
+        }
+        log.info("launched %d shard(s) of %d tiles on Ray", len(refs), len(tiles))
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=settings.poll_s)
+            done, skipped = _progress(output, names)
+            progress(ProgressEvent(done, len(tiles), skipped, time.monotonic() - start))
+        failures = []
+        for ref, name in refs.items():
+            try:
+                ray.get(ref)
+            except Exception as exc:  # a shard that failed after its retries
+                failures.append(f"shard {name}: {type(exc).__name__}: {exc}")
+        if failures:
+            raise RuntimeError("; ".join(failures))
+        completeness = read_completeness(output)
+        made = _products_on_ray(ray, config, output) if completeness.n_listed else ()
+        success = write_success(output) is not None
+    finally:
+        if started_here:
+            ray.shutdown()
+    return LaunchResult(
+        output=output,
+        shards=tuple(names),
+        tiles_per_shard=tuple(len(c) for c in chunks),
+        completeness=completeness,
+        products=made,
+        success=success,
+        elapsed_s=time.monotonic() - start,
+    )
+
+
+def _merge_region(output: str, region: str, strategy: str, budget: int, threshold: Any) -> str:
+    from tilecast.merge import merge_output
+
+    merge_output(
+        output,
+        regions=[region],
+        strategy=strategy,  # type: ignore[arg-type]
+        memory_budget_bytes=budget,
+        threshold=threshold,
+        clean_leftovers=False,  # the driver cleaned once; other regions are being written
+    )
+    return region
+
+
+def _vectorize(output: str, min_area_m2: float, threshold: Any) -> int:
+    from tilecast.apps.rts.products import record_total_area
+    from tilecast.vector.job import vectorize_output
+
+    result = vectorize_output(output, threshold=threshold, min_area_m2=min_area_m2)
+    record_total_area(output, result.total_area_km2)
+    return result.n_polygons
+
+
+def _report(output: str, basemap: str | None) -> str:
+    from tilecast.apps.rts.report import make_report
+
+    return make_report(output, basemap=basemap).path
+
+
+def _products_on_ray(ray: Any, config: RtsConfig, output: str) -> tuple[str, ...]:
+    """One merge task per region, then the polygons, then the report (each reads what the
+    step before wrote, as ``tilecast rts products`` does in one process)."""
+    from tilecast.io import mosaic_files
+    from tilecast.merge.job import group_done_tiles
+    from tilecast.run.runlogs import read_run_logs
+
+    settings = config.products
+    threshold = config.inference.threshold
+    groups = group_done_tiles(read_run_logs(output))
+    if not groups:
+        log.warning("%s: no tile is done: no products", output)
+        return ()
+    env = {"runtime_env": {"env_vars": forwarded_env()}}
+    if settings.merge:
+        mosaic_files.remove_leftovers(storage.join(output, "merged"))
+        merge = ray.remote(_merge_region).options(**env)
+        budget = settings.memory_budget_mb << 20
+        ray.get(
+            [
+                merge.remote(output, region, settings.merge_strategy, budget, threshold)
+                for region in groups
+            ]
+        )
+    if settings.vectorize:
+        ray.get(
+            ray.remote(_vectorize).options(**env).remote(output, settings.min_area_m2, threshold)
+        )
+    if settings.report:
+        ray.get(ray.remote(_report).options(**env).remote(output, config.input.basemap))
+    made = []
+    for folder in ("merged", "vectors", "report"):
+        try:
+            made += [
+                f"{folder}/{name}" for name in storage.list_files(storage.join(output, folder))
+            ]
+        except Exception:
+            continue
+    return tuple(sorted(made))
