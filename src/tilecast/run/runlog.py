@@ -58,7 +58,7 @@ class RunLog(BaseModel):
     qc_errors: dict[str, int] = Field(default_factory=dict)
     # seconds per pipeline stage over every (re)start: {"read": {"wall_s", "cpu_s", "n"}, ...}
     # (wall: busy time summed over threads; cpu: those threads' CPU time; see run.stages)
-    stage_seconds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    stage_seconds: dict[str, dict[str, int | float]] = Field(default_factory=dict)
     final_check: dict[str, Any] | None = None  # at the end: every listed tile done or skipped?
     tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
