@@ -5,17 +5,22 @@ The merge arithmetic (``tilecast.merge``) is pure numpy; everything here touches
 - :func:`read_header` and :func:`read_tile_window` read a per-tile prediction GeoTIFF, checking
   that it is where the plan says (transform, size, CRS) and is a tile file (bands, NoData,
   encoding), and decode it to float32 whatever its encoding;
-- :func:`region_arrays` makes the two whole-region accumulators of the in-memory strategy, in
-  RAM or as ``np.memmap`` files in a scratch directory;
+- :func:`region_arrays` (and :func:`scratch_arrays`) make the two accumulators of the in-memory
+  strategy, in RAM or as ``np.memmap`` files in a scratch directory;
 - :class:`MosaicWriter` fills one tiled, compressed intermediate GeoTIFF per output layer block
   by block (each write is exactly one internal tile, so nothing is re-read or re-compressed),
-  builds the overview levels from it, one level from the previous, one 512-px block at a time,
-  with the layer's reducer (``tilecast.merge.overviews``), then streams a VRT of the
-  intermediate and its levels into a Cloud-Optimized GeoTIFF with
-  ``rasterio.shutil.copy(driver="COG", overviews="FORCE_USE_EXISTING")``, atomically (temporary
-  sibling, then rename). GDAL's COG driver only copies blocks then; left to compute a
-  multi-level pyramid itself, GDAL 3.10's peak memory grows with the raster (see
+  for a whole region or one band of rows of it, and builds overview levels from it, one level
+  from the previous, one 512-px block at a time, with the layer's reducer
+  (``tilecast.merge.overviews``);
+- :func:`write_cog` streams a VRT of such files (one per band, each level likewise) into a
+  Cloud-Optimized GeoTIFF with ``rasterio.shutil.copy(driver="COG",
+  overviews="FORCE_USE_EXISTING")``, atomically (temporary sibling, then rename), after
+  building the levels the bands could not. GDAL's COG driver only copies blocks then; left to
+  compute a multi-level pyramid itself, GDAL 3.10's peak memory grows with the raster (see
   ``tilecast.merge.overviews``). Memory does not grow with the mosaic's size;
+- :func:`scratch_directory` and :func:`shared_scratch` are the hidden folders the files live
+  in until the COGs are written (:class:`SharedScratch`: one that tasks in other processes or
+  on other machines reach too); :func:`remove_leftovers` removes what killed merges left;
 - :func:`gdal_block_cache` caps GDAL's block cache while a merge runs (GDAL's default is 5% of
   RAM, which would otherwise hold dirty intermediate blocks up to that size).
 """
@@ -28,6 +33,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +51,7 @@ from rasterio.windows import Window as RioWindow
 from tilecast.apps.rts.tile_codec import TileFormat, tile_format
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
+from tilecast.io import storage
 from tilecast.io.raster import grid_of
 from tilecast.io.storage import atomic_local_path, is_local, local_path, remove_temporaries
 from tilecast.io.vsi import open_raster
@@ -53,14 +60,19 @@ __all__ = [
     "COG_BLOCKSIZE",
     "LayerSpec",
     "MosaicWriter",
+    "Part",
     "RasterHeader",
+    "SharedScratch",
     "gdal_block_cache",
     "read_header",
     "read_tile_window",
     "region_arrays",
     "remove_leftovers",
+    "scratch_arrays",
     "scratch_directory",
     "sha256_file",
+    "shared_scratch",
+    "write_cog",
 ]
 
 #: Internal tile size of the output COGs (DESIGN: internally tiled, 512).
@@ -69,6 +81,8 @@ COG_BLOCKSIZE = 512
 _INTERMEDIATE_COMPRESSION = {"compress": "zstd", "zstd_level": 1}
 #: Internal tile of the overview level files, and the block each level is computed in.
 _LEVEL_BLOCK = 512
+#: Name prefix of the hidden scratch folders (and object-store prefixes) of merges.
+_SCRATCH_PREFIX = ".merge-scratch-"
 
 
 @dataclass(frozen=True)
@@ -185,13 +199,116 @@ def scratch_directory(near: str | os.PathLike[str]) -> Iterator[Path]:
     parent = local_path(near).parent if is_local(near) else Path(tempfile.gettempdir())
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        path = Path(tempfile.mkdtemp(prefix=".merge-scratch-", dir=parent))
+        path = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX, dir=parent))
     except OSError as exc:
         raise StorageError(f"{parent}: cannot create a scratch directory ({exc})") from exc
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_arrays(
+    shape: tuple[int, int], *, fill: float, scratch: Path | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`region_arrays` for the time of the ``with`` block; memory-mapped ones live in a
+    private hidden directory in ``scratch`` (so concurrent users of one scratch folder do not
+    meet), removed at exit whatever happens."""
+    if scratch is None:
+        yield region_arrays(shape, fill=fill)
+        return
+    try:
+        private = Path(tempfile.mkdtemp(prefix=".arrays-", dir=scratch))
+    except OSError as exc:
+        raise StorageError(f"{scratch}: cannot create a scratch directory ({exc})") from exc
+    try:
+        yield region_arrays(shape, fill=fill, scratch=private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class SharedScratch:
+    """The folder where the tasks of one banded merge leave files for each other.
+
+    ``uri`` is a hidden directory beside local outputs (every task sees it, as it sees the
+    outputs), or a hidden prefix beside outputs on an object store. There a task makes or
+    reads files in a local temporary directory (:meth:`workdir`), uploads what it made (one
+    PUT each, :meth:`publish`) and downloads what it reads (:meth:`fetch`); on a local scratch
+    both are no-ops and the work directory is the scratch directory itself.
+    """
+
+    uri: str
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(self.uri)
+
+    @contextlib.contextmanager
+    def workdir(self) -> Iterator[Path]:
+        if self.is_local:
+            yield local_path(self.uri)
+            return
+        try:
+            path = Path(tempfile.mkdtemp(prefix=".merge-work-"))
+        except OSError as exc:
+            raise StorageError(f"cannot create a local work directory ({exc})") from exc
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, paths: Sequence[Path]) -> None:
+        """Make files of :meth:`workdir` visible to the other tasks, by their names."""
+        if self.is_local:
+            return
+        for path in paths:
+            storage.write_bytes(storage.join(self.uri, path.name), path.read_bytes())
+            path.unlink()
+
+    def fetch(self, names: Sequence[str], workdir: Path) -> list[Path]:
+        """Local paths of the named files (downloaded into ``workdir`` from a remote scratch)."""
+        if self.is_local:
+            found = [local_path(self.uri) / name for name in names]
+            missing = [p.name for p in found if not p.is_file()]
+            if missing:
+                raise StorageError(f"{self.uri}: expected band files are missing: {missing[:5]}")
+            return found
+        paths = []
+        for name in names:
+            path = workdir / name
+            path.write_bytes(storage.read_bytes(storage.join(self.uri, name)))
+            paths.append(path)
+        return paths
+
+
+@contextlib.contextmanager
+def shared_scratch(near: str | os.PathLike[str]) -> Iterator[SharedScratch]:
+    """A :class:`SharedScratch` beside ``near`` (an output), removed at exit whatever happens:
+    a hidden directory for a local output, a hidden prefix for one on an object store."""
+    text = os.fspath(near)
+    if is_local(text):
+        with scratch_directory(text) as path:
+            yield SharedScratch(str(path))
+        return
+    parent = text.rstrip("/").rsplit("/", 1)[0]
+    uri = storage.join(parent, f"{_SCRATCH_PREFIX}{uuid.uuid4().hex}")
+    try:
+        yield SharedScratch(uri)
+    finally:
+        _remove_remote(uri)
+
+
+def _remove_remote(uri: str) -> int:
+    """Delete every object below the prefix ``uri``; how many there were."""
+    try:
+        names = storage.list_files(uri)
+    except StorageError:  # nothing there (or the store is unreachable: nothing to do here)
+        return 0
+    for name in names:
+        storage.delete(storage.join(uri, name))
+    return len(names)
 
 
 def region_arrays(
@@ -237,10 +354,13 @@ def sha256_file(path: str | os.PathLike[str], *, chunk: int = 1 << 22) -> str:
 
 
 class MosaicWriter:
-    """Intermediate tiled GeoTIFFs (one per layer) filled block by block, then COGs.
+    """One tiled, compressed intermediate GeoTIFF per layer, filled block by block, and its
+    overview levels.
 
-    Use as a context manager around the writes; :meth:`finish` turns every intermediate into
-    its COG at the given URI (atomically) and returns the sha256 of each. The intermediates'
+    ``grid`` is the raster the writer fills: a whole region, or one band of it (then the
+    band's own grid, and windows in the band's pixels). Use as a context manager around the
+    writes; :meth:`finish` closes the intermediates and builds the overview levels. The files
+    are ``{scratch}/{prefix}{layer}.tif`` and ``...{layer}.ovr{k}.tif``. The intermediates'
     internal tile is ``block`` (a multiple of 16), and every write must be one whole block of
     the ``block`` lattice (clipped at the right and bottom edges), so each write fills exactly
     one internal tile.
@@ -253,15 +373,14 @@ class MosaicWriter:
         layers: Mapping[str, LayerSpec],
         block: int,
         scratch: Path,
-        tags: Mapping[str, str] | None = None,
+        prefix: str = "",
     ) -> None:
         if block < 16 or block % 16:
             raise InputError(f"block must be a positive multiple of 16, {block} is given")
         self.grid = grid
         self.layers = dict(layers)
         self.block = block
-        self.tags = dict(tags or {})
-        self.paths = {name: scratch / f"{name}.intermediate.tif" for name in self.layers}
+        self.paths = {name: scratch / f"{prefix}{name}.tif" for name in self.layers}
         self._datasets: dict[str, Any] = {}
 
     def __enter__(self) -> MosaicWriter:
@@ -303,7 +422,7 @@ class MosaicWriter:
             dst.close()
 
     def write(self, window: Window, arrays: Mapping[str, np.ndarray]) -> None:
-        """Write one block (``window`` in the mosaic's pixels) of every layer."""
+        """Write one block (``window`` in the writer's pixels) of every layer."""
         if window.row % self.block or window.col % self.block:
             raise InputError(f"block write {window} is not on the {self.block}-px block lattice")
         if set(arrays) != set(self.layers):
@@ -323,47 +442,151 @@ class MosaicWriter:
             except RasterioError as exc:
                 raise StorageError(f"{self.paths[name]}: cannot write {window} ({exc})") from exc
 
-    def finish(
-        self, outputs: Mapping[str, str], *, overview_shapes: Sequence[tuple[int, int]]
-    ) -> dict[str, str]:
-        """Close the intermediates, build each layer's overview levels (``overview_shapes``,
-        largest first, each half the one above), and write each layer's COG to
-        ``outputs[name]`` atomically. Returns the sha256 of each COG."""
-        if set(outputs) != set(self.layers):
-            raise InputError(f"outputs name {sorted(outputs)}, expected {sorted(self.layers)}")
+    def finish(self, level_shapes: Sequence[tuple[int, int]]) -> dict[str, list[Path]]:
+        """Close the intermediates and build each layer's overview levels of ``level_shapes``
+        (largest first, each the halving of the one above). Returns each layer's files: the
+        intermediate, then its levels."""
         self._close()
-        digests: dict[str, str] = {}
+        files: dict[str, list[Path]] = {}
         for name, spec in self.layers.items():
-            base = self.paths[name]
-            levels = []
-            above = base
-            for k, shape in enumerate(overview_shapes, start=1):
-                level = base.with_name(f"{base.stem}.ovr{k}.tif")
-                _reduce_level(above, level, shape=shape, spec=spec, grid=self.grid)
-                levels.append(level)
-                above = level
-            vrt = base.with_suffix(".vrt")
-            vrt.write_text(_vrt_xml(self.grid, spec, base, levels, self.tags), encoding="utf-8")
-            with atomic_local_path(outputs[name], suffix=".tif") as tmp:
-                try:
-                    rio_copy(
-                        str(vrt),
-                        str(tmp),
-                        driver="COG",
-                        compress="LZW",
-                        blocksize=COG_BLOCKSIZE,
-                        overviews="FORCE_USE_EXISTING",
-                        bigtiff="IF_SAFER",
-                    )
-                except RasterioError as exc:
-                    raise StorageError(f"{outputs[name]}: cannot write the COG ({exc})") from exc
-                digests[name] = sha256_file(tmp)
-            for path in (vrt, base, *levels):
-                path.unlink(missing_ok=True)
-        return digests
+            files[name] = [self.paths[name]]
+            for k, shape in enumerate(level_shapes, start=1):
+                level = self.paths[name].with_name(f"{self.paths[name].stem}.ovr{k}.tif")
+                _reduce_level(files[name][-1], level, shape=shape, spec=spec, grid=self.grid)
+                files[name].append(level)
+        return files
+
+
+@dataclass(frozen=True)
+class Part:
+    """A file holding the rows ``window`` (full width) of one level of a mosaic."""
+
+    window: Window
+    path: Path
+
+
+def write_cog(
+    uri: str,
+    *,
+    name: str,
+    grid: PixelGrid,
+    spec: LayerSpec,
+    levels: Sequence[Sequence[Part]],
+    level_shapes: Sequence[tuple[int, int]],
+    tags: Mapping[str, str],
+    workdir: Path,
+) -> str:
+    """Write layer ``name`` of a mosaic on ``grid`` as a COG at ``uri``, atomically; returns
+    its sha256.
+
+    ``levels[0]`` are the full-resolution parts, ``levels[k]`` the parts of overview level
+    ``k`` (shape ``level_shapes[k - 1]``), each list top to bottom and covering its level
+    exactly. Levels of ``level_shapes`` beyond those given are built here, each from the level
+    above, one block at a time. GDAL then streams a VRT of the parts, listing the levels as its
+    overviews, into the COG: the bytes depend on the pixels only, not on how they were cut.
+    Files made here (in ``workdir``) are removed; the parts are the caller's.
+    """
+    if not levels or len(levels) > len(level_shapes) + 1:
+        raise InputError(
+            f"{uri}: expected the full-resolution parts and at most {len(level_shapes)} "
+            f"overview levels, {len(levels)} level(s) are given"
+        )
+    shapes = [grid.shape, *level_shapes]
+    made: list[Path] = []
+    try:
+        sources: list[Path | list[Part]] = []
+        for k, parts in enumerate(levels):
+            _check_parts(uri, k, parts, shapes[k])
+            sources.append(list(parts))
+        for k in range(len(levels), len(shapes)):
+            above = _level_path(
+                sources[k - 1],
+                workdir / f"{name}.level{k - 1}.vrt",
+                grid=grid,
+                shape=shapes[k - 1],
+                spec=spec,
+                made=made,
+            )
+            level = workdir / f"{name}.level{k}.tif"
+            made.append(level)
+            _reduce_level(above, level, shape=shapes[k], spec=spec, grid=grid)
+            sources.append(level)
+        overviews = [
+            _level_path(
+                source,
+                workdir / f"{name}.level{k}.vrt",
+                grid=grid,
+                shape=shapes[k],
+                spec=spec,
+                made=made,
+            )
+            for k, source in enumerate(sources[1:], start=1)
+        ]
+        base = sources[0]
+        assert isinstance(base, list)
+        vrt = workdir / f"{name}.vrt"
+        made.append(vrt)
+        vrt.write_text(_vrt_xml(grid, spec, base, overviews, tags), encoding="utf-8")
+        with atomic_local_path(uri, suffix=".tif") as tmp:
+            try:
+                rio_copy(
+                    str(vrt),
+                    str(tmp),
+                    driver="COG",
+                    compress="LZW",
+                    blocksize=COG_BLOCKSIZE,
+                    overviews="FORCE_USE_EXISTING",
+                    bigtiff="IF_SAFER",
+                )
+            except RasterioError as exc:
+                raise StorageError(f"{uri}: cannot write the COG ({exc})") from exc
+            return sha256_file(tmp)
+    finally:
+        for path in made:
+            path.unlink(missing_ok=True)
+
+
+def _check_parts(uri: str, level: int, parts: Sequence[Part], shape: tuple[int, int]) -> None:
+    row = 0
+    for part in parts:
+        if part.window.row != row or part.window.col != 0 or part.window.width != shape[1]:
+            raise InputError(
+                f"{uri}: level {level} part {part.window} does not continue the level's rows "
+                f"at row {row} over its width {shape[1]}"
+            )
+        row = part.window.row_stop
+    if row != shape[0]:
+        raise InputError(f"{uri}: level {level} parts cover {row} rows, expected {shape[0]}")
+
+
+def _level_path(
+    source: Path | list[Part],
+    vrt: Path,
+    *,
+    grid: PixelGrid,
+    shape: tuple[int, int],
+    spec: LayerSpec,
+    made: list[Path],
+) -> Path:
+    """A level as one raster path: its file, or a VRT mosaic of its parts."""
+    if isinstance(source, Path):
+        return source
+    if len(source) == 1:
+        return source[0].path
+    made.append(vrt)
+    vrt.write_text(_mosaic_vrt_xml(grid, shape, spec, source), encoding="utf-8")
+    return vrt
 
 
 _GDAL_TYPES = {"float32": "Float32", "uint8": "Byte"}
+
+
+def _level_transform(grid: PixelGrid, shape: tuple[int, int]) -> Affine:
+    """The transform of a raster of ``shape`` over ``grid``'s extent (an overview level)."""
+    height, width = shape
+    return Affine(
+        grid.res_x * grid.width / width, 0, grid.x0, 0, -grid.res_y * grid.height / height, grid.y0
+    )
 
 
 def _level_profile(spec: LayerSpec, grid: PixelGrid, shape: tuple[int, int]) -> dict[str, Any]:
@@ -376,14 +599,7 @@ def _level_profile(spec: LayerSpec, grid: PixelGrid, shape: tuple[int, int]) -> 
         "dtype": spec.dtype,
         "nodata": spec.nodata,
         "crs": grid.crs,
-        "transform": Affine(
-            grid.res_x * grid.width / width,
-            0,
-            grid.x0,
-            0,
-            -grid.res_y * grid.height / height,
-            grid.y0,
-        ),
+        "transform": _level_transform(grid, shape),
         "tiled": True,
         "blockxsize": _LEVEL_BLOCK,
         "blockysize": _LEVEL_BLOCK,
@@ -422,28 +638,46 @@ def _reduce_level(
         raise StorageError(f"{level}: cannot build the overview level ({exc})") from exc
 
 
-def _vrt_xml(
-    grid: PixelGrid, spec: LayerSpec, base: Path, levels: Sequence[Path], tags: Mapping[str, str]
-) -> str:
-    """A VRT of the full-resolution intermediate that lists the level files as its overviews,
-    so GDAL's COG driver copies them instead of computing its own."""
-    root = ET.Element("VRTDataset", rasterXSize=str(grid.width), rasterYSize=str(grid.height))
-    ET.SubElement(root, "SRS").text = CRS.from_user_input(grid.crs).to_wkt()
-    ET.SubElement(root, "GeoTransform").text = ", ".join(
-        repr(float(v)) for v in (grid.x0, grid.res_x, 0.0, grid.y0, 0.0, -grid.res_y)
-    )
-    metadata = ET.SubElement(root, "Metadata")
-    for key, value in {**tags, "overview_resampling": spec.overview}.items():
-        ET.SubElement(metadata, "MDI", key=key).text = value
+def _vrt_dataset(
+    shape: tuple[int, int], crs: str, geotransform: Sequence[float]
+) -> tuple[ET.Element, ET.Element]:
+    height, width = shape
+    root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
+    ET.SubElement(root, "SRS").text = CRS.from_user_input(crs).to_wkt()
+    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in geotransform)
+    return root, ET.Element("Metadata")
+
+
+def _vrt_band(root: ET.Element, spec: LayerSpec, parts: Sequence[Part], width: int) -> ET.Element:
+    """The VRT's band: every part a source at its rows."""
     band = ET.SubElement(root, "VRTRasterBand", dataType=_GDAL_TYPES[spec.dtype], band="1")
     ET.SubElement(band, "Description").text = spec.description
     ET.SubElement(band, "NoDataValue").text = repr(float(spec.nodata))
-    source = ET.SubElement(band, "SimpleSource")
-    ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = str(base)
-    ET.SubElement(source, "SourceBand").text = "1"
-    rect = {"xOff": "0", "yOff": "0", "xSize": str(grid.width), "ySize": str(grid.height)}
-    ET.SubElement(source, "SrcRect", **rect)
-    ET.SubElement(source, "DstRect", **rect)
+    for part in parts:
+        source = ET.SubElement(band, "SimpleSource")
+        ET.SubElement(source, "SourceFilename", relativeToVRT="0").text = str(part.path)
+        ET.SubElement(source, "SourceBand").text = "1"
+        size = {"xSize": str(width), "ySize": str(part.window.height)}
+        ET.SubElement(source, "SrcRect", xOff="0", yOff="0", **size)
+        ET.SubElement(source, "DstRect", xOff="0", yOff=str(part.window.row), **size)
+    return band
+
+
+def _vrt_xml(
+    grid: PixelGrid,
+    spec: LayerSpec,
+    base: Sequence[Part],
+    levels: Sequence[Path],
+    tags: Mapping[str, str],
+) -> str:
+    """A VRT of the full-resolution parts that lists the levels as its overviews, so GDAL's
+    COG driver copies them instead of computing its own."""
+    geotransform = (grid.x0, grid.res_x, 0.0, grid.y0, 0.0, -grid.res_y)
+    root, metadata = _vrt_dataset(grid.shape, grid.crs, geotransform)
+    root.append(metadata)
+    for key, value in {**tags, "overview_resampling": spec.overview}.items():
+        ET.SubElement(metadata, "MDI", key=key).text = value
+    band = _vrt_band(root, spec, base, grid.width)
     for level in levels:
         overview = ET.SubElement(band, "Overview")
         ET.SubElement(overview, "SourceFilename", relativeToVRT="0").text = str(level)
@@ -451,14 +685,34 @@ def _vrt_xml(
     return ET.tostring(root, encoding="unicode")
 
 
+def _mosaic_vrt_xml(
+    grid: PixelGrid, shape: tuple[int, int], spec: LayerSpec, parts: Sequence[Part]
+) -> str:
+    """A VRT of one overview level (``shape`` over ``grid``'s extent) made of its parts."""
+    t = _level_transform(grid, shape)
+    root, _ = _vrt_dataset(shape, grid.crs, (t.c, t.a, 0.0, t.f, 0.0, t.e))
+    _vrt_band(root, spec, parts, shape[1])
+    return ET.tostring(root, encoding="unicode")
+
+
 def remove_leftovers(directory: str | os.PathLike[str]) -> int:
-    """Delete what killed merges left in ``directory``: hidden scratch directories and
-    temporary COGs (``.{name}.*``); returns how many were removed. Neither is ever visible as
-    an output, but they would pile up over restarts."""
+    """Delete what killed merges left in ``directory``: hidden scratch directories (or, on an
+    object store, the objects below hidden scratch prefixes) and temporary COGs
+    (``.{name}.*``); returns how many were removed. Neither is ever visible as an output, but
+    they would pile up over restarts."""
     removed = remove_temporaries(directory)
-    if not is_local(directory) or not local_path(directory).is_dir():
+    if not is_local(directory):
+        try:
+            names = storage.list_files(directory)
+        except StorageError:  # no such prefix: nothing was left
+            return removed
+        prefixes = {n.split("/", 1)[0] for n in names if n.startswith(_SCRATCH_PREFIX)}
+        for prefix in sorted(prefixes):
+            _remove_remote(storage.join(directory, prefix))
+        return removed + len(prefixes)
+    if not local_path(directory).is_dir():
         return removed
-    for path in local_path(directory).glob(".merge-scratch-*"):
+    for path in local_path(directory).glob(f"{_SCRATCH_PREFIX}*"):
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
             removed += 1

@@ -22,7 +22,14 @@ from tilecast.errors import StorageError
 from tilecast.grid import NAME_PATTERN, PixelGrid, snap_bbox
 from tilecast.io import mosaic_files, storage
 from tilecast.merge.errors import MergeInputError, MissingTilesError
-from tilecast.merge.region import MergeResult, Strategy, TileRef, merge_region, plan_region
+from tilecast.merge.region import (
+    MergeResult,
+    RegionPlan,
+    Strategy,
+    TileRef,
+    merge_region,
+    plan_region,
+)
 from tilecast.run.progress import ProgressCallback, no_progress
 from tilecast.run.runlogs import CONSISTENT_KEYS, RunLogs, read_run_logs
 
@@ -35,6 +42,8 @@ __all__ = [
     "merge_output",
     "merged_paths",
     "read_run_logs",
+    "region_plan",
+    "select_regions",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,26 +118,13 @@ def _tile_refs(output: str, tile_ids: Sequence[str]) -> tuple[list[TileRef], Pix
     return refs, common
 
 
-def merge_output(
-    output: str,
-    *,
-    threshold: float | None = None,
-    strategy: Strategy = "auto",
-    memory_budget_bytes: int = 2 << 30,
-    regions: Sequence[str] | None = None,
-    block: int = 1024,
-    progress: ProgressCallback = no_progress,
-    clean_leftovers: bool = True,
-) -> list[RegionResult]:
-    """Merge every region (or those named in ``regions``) of a job's output into its mosaics.
-
-    ``threshold`` defaults to the run logs' threshold (the bundle's calibrated value unless the
-    job's config overrode it). Raises :class:`MergeInputError` when the logs disagree or a
-    requested region has no done tile, :class:`MissingTilesError` naming every done tile whose
-    file is missing, before any mosaic is written. ``clean_leftovers`` removes what an
-    interrupted merge left in ``merged/`` first; a caller that merges regions in parallel cleans
-    once itself and passes False, so no task removes another's temporaries.
-    """
+def select_regions(
+    output: str, *, threshold: float | None = None, regions: Sequence[str] | None = None
+) -> tuple[float, dict[str, list[str]]]:
+    """The threshold to merge with and ``region -> sorted done tile ids`` (all regions, or
+    those named), checked before anything is written: raises :class:`MergeInputError` when
+    the logs disagree or a requested region has no done tile, :class:`MissingTilesError`
+    naming every done tile whose file is missing. ``threshold`` defaults to the run logs'."""
     output = output.rstrip("/")
     logs = read_run_logs(output)
     used = logs.threshold if threshold is None else float(threshold)
@@ -144,6 +140,40 @@ def merge_output(
     if not groups:
         raise MergeInputError(f"the run logs of {output} record no done tile to merge")
     _check_files(output, [t for ids in groups.values() for t in ids])
+    return used, groups
+
+
+def region_plan(output: str, region: str, tile_ids: Sequence[str]) -> RegionPlan:
+    """The merge plan of one region of a run output (the tiles' windows from their files)."""
+    refs, grid = _tile_refs(output.rstrip("/"), tile_ids)
+    return plan_region(refs, grid=grid, name=region)
+
+
+def merge_output(
+    output: str,
+    *,
+    threshold: float | None = None,
+    strategy: Strategy = "auto",
+    memory_budget_bytes: int = 2 << 30,
+    regions: Sequence[str] | None = None,
+    block: int = 1024,
+    bands: int = 1,
+    progress: ProgressCallback = no_progress,
+    clean_leftovers: bool = True,
+) -> list[RegionResult]:
+    """Merge every region (or those named in ``regions``) of a job's output into its mosaics,
+    in this process (``bands``: see :func:`~tilecast.merge.region.merge_region`; the bytes do
+    not depend on it).
+
+    ``threshold`` defaults to the run logs' threshold (the bundle's calibrated value unless the
+    job's config overrode it). Raises :class:`MergeInputError` when the logs disagree or a
+    requested region has no done tile, :class:`MissingTilesError` naming every done tile whose
+    file is missing, before any mosaic is written. ``clean_leftovers`` removes what an
+    interrupted merge left in ``merged/`` first; a caller that merges regions in parallel cleans
+    once itself and passes False, so no task removes another's temporaries.
+    """
+    output = output.rstrip("/")
+    used, groups = select_regions(output, threshold=threshold, regions=regions)
     if clean_leftovers and (
         removed := mosaic_files.remove_leftovers(storage.join(output, "merged"))
     ):
@@ -158,8 +188,7 @@ def merge_output(
     results = []
     for number, (region, tile_ids) in enumerate(groups.items(), start=1):
         log.info("region %s (%d of %d): %d tiles", region, number, len(groups), len(tile_ids))
-        refs, grid = _tile_refs(output, tile_ids)
-        plan = plan_region(refs, grid=grid, name=region)
+        plan = region_plan(output, region, tile_ids)
         paths = merged_paths(output, region)
         result = merge_region(
             plan,
@@ -170,6 +199,7 @@ def merge_output(
             strategy=strategy,
             memory_budget_bytes=memory_budget_bytes,
             block=block,
+            bands=bands,
             progress=progress,
         )
         results.append(

@@ -6,8 +6,9 @@ of its tiles on the common pixel grid) and keeps the tiles with their windows.
 pixel-identical (and byte-identical) outputs:
 
 ``memory`` (the run book's Option B)
-    One float32 probability and one float32 winning-scale array for the whole region; every
-    tile is read once and pasted with :func:`~tilecast.merge.maxmerge.merge_max`. The arrays
+    One float32 probability and one float32 winning-scale array for the whole region (for the
+    band, see below); every tile is read once and pasted with
+    :func:`~tilecast.merge.maxmerge.merge_max`. The arrays
     live in RAM when both fit in half of ``memory_budget_bytes``; otherwise they are
     ``np.memmap`` files in a scratch directory beside the outputs (the OS pages them, so the
     merge still works, with resident memory up to what the page cache grants).
@@ -29,6 +30,20 @@ Tiles are read through :func:`tilecast.io.mosaic_files.read_tile_window`, which 
 tile encoding (uint16, uint8, float32; :mod:`tilecast.apps.rts.tile_codec`) to float32
 probabilities and scales with NoData -1, so the strategies and the max-merge never see codes.
 Quantisation is monotone, so a mosaic of quantised tiles is the float32 mosaic quantised.
+
+Bands: one region, many processes
+    :func:`prepare_merge` cuts the region into row bands of whole ``block`` rows
+    (:mod:`tilecast.merge.bands`) and returns a :class:`MergeJob`, which pickles. The work is
+    then two kinds of task: :func:`merge_band` runs the strategy over one band and leaves the
+    band's intermediates, and the overview levels it can build from its own rows (all of those
+    a band start on a multiple of ``block`` allows, ten for 1024), in a scratch folder the
+    tasks share (:class:`tilecast.io.mosaic_files.SharedScratch`); once every band is done,
+    :func:`assemble_layer` writes one layer's COG from a VRT of the bands' files, building the
+    few coarse levels the bands could not. Bands are independent because the max-merge and
+    the threshold are per pixel and an overview pixel only sees the 2 x 2 pixels under it,
+    and GDAL's COG driver only sees pixels, so the COGs are byte-identical whatever the number
+    of bands. :func:`merge_region` is that same code run in one process (``bands=1`` by
+    default); ``tilecast rts launch`` runs the tasks on Ray.
 
 Both strategies write the same blocks into the same intermediate GeoTIFFs
 (:class:`tilecast.io.mosaic_files.MosaicWriter`), from which GDAL streams the COGs, so the
@@ -61,7 +76,8 @@ import numpy as np
 from tilecast.errors import InputError, UnknownNameError
 from tilecast.grid import PixelGrid, Window, window_grid
 from tilecast.io import mosaic_files
-from tilecast.io.mosaic_files import LayerSpec, MosaicWriter
+from tilecast.io.mosaic_files import LayerSpec, MosaicWriter, Part, SharedScratch
+from tilecast.merge.bands import band_level_window, band_windows, shared_levels
 from tilecast.merge.maxmerge import (
     BINARY_NODATA,
     PROB_NODATA,
@@ -77,15 +93,21 @@ __all__ = [
     "GDAL_CACHE_BYTES",
     "MOSAIC_LAYERS",
     "STRATEGIES",
+    "MergeJob",
     "MergeResult",
     "RegionPlan",
     "Strategy",
     "TileRef",
+    "assemble_layer",
+    "band_steps",
     "block_index",
     "block_windows",
     "choose_strategy",
+    "merge_band",
     "merge_region",
+    "merge_result",
     "plan_region",
+    "prepare_merge",
 ]
 
 log = logging.getLogger(__name__)
@@ -182,8 +204,7 @@ def block_index(plan: RegionPlan, block: int) -> dict[tuple[int, int], list[int]
 
 def _region_bytes(plan: RegionPlan) -> int:
     """Bytes of the two float32 whole-region arrays of the memory strategy."""
-    height, width = plan.shape
-    return 2 * 4 * height * width
+    return _arrays_bytes(plan.shape)
 
 
 def choose_strategy(plan: RegionPlan, strategy: Strategy, memory_budget_bytes: int) -> str:
@@ -200,7 +221,7 @@ def choose_strategy(plan: RegionPlan, strategy: Strategy, memory_budget_bytes: i
 class MergeResult:
     """What :func:`merge_region` did.
 
-    ``peak_bytes_estimate`` counts the pixel buffers the strategy holds at once (the region
+    ``peak_bytes_estimate`` counts the pixel buffers one band task holds at once (the band
     arrays or the block buffers, one tile read, one block of each layer on its way to disk)
     plus the GDAL block-cache cap the merge sets; not the interpreter or the libraries.
     """
@@ -214,16 +235,108 @@ class MergeResult:
     peak_bytes_estimate: int
     sha256: dict[str, str]  # layer name -> sha256 of its COG
     elapsed_s: float
+    n_bands: int = 1
+
+
+@dataclass(frozen=True)
+class MergeJob:
+    """A planned region merge cut into tasks: :func:`merge_band` for every band (in any
+    order, in any process), then :func:`assemble_layer` for every layer of
+    :data:`MOSAIC_LAYERS`. It holds everything the tasks need and pickles.
+
+    ``bands`` are row bands of whole ``block`` rows (:func:`tilecast.merge.bands.band_windows`);
+    ``scratch`` is where the band tasks leave their files for the assembly.
+    """
+
+    plan: RegionPlan
+    outputs: tuple[tuple[str, str], ...]  # (layer, URI of its COG), in MOSAIC_LAYERS order
+    threshold: float
+    strategy: str  # "memory" or "streaming"
+    memmap: bool  # memory strategy: the band arrays are memory-mapped in the scratch folder
+    block: int
+    bands: tuple[Window, ...]
+    scratch: SharedScratch
+
+    @property
+    def level_shapes(self) -> list[tuple[int, int]]:
+        """The COGs' overview levels, largest first."""
+        return overview_shapes(self.plan.shape, blocksize=mosaic_files.COG_BLOCKSIZE)
+
+    @property
+    def band_levels(self) -> int:
+        """How many overview levels the band tasks build (the rest are built at assembly)."""
+        return shared_levels(self.bands, len(self.level_shapes))
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            "region": self.plan.name,
+            "threshold": repr(float(self.threshold)),
+            "n_tiles": str(len(self.plan.tiles)),
+        }
+
+    def output(self, layer: str) -> str:
+        return dict(self.outputs)[layer]
+
+    def band_prefix(self, index: int) -> str:
+        """The name prefix of band ``index``'s files in the scratch folder."""
+        return f"band{index:05d}."
+
+    def band_files(self, index: int, layer: str) -> list[tuple[Window, str]]:
+        """``(rows in the level, file name)`` of band ``index``'s intermediate of ``layer``,
+        then of each overview level it builds."""
+        band = self.bands[index]
+        stem = f"{self.band_prefix(index)}{layer}"
+        files = [(band, f"{stem}.tif")]
+        for k, shape in enumerate(self.level_shapes[: self.band_levels], start=1):
+            files.append((band_level_window(band, k, shape), f"{stem}.ovr{k}.tif"))
+        return files
+
+
+def prepare_merge(
+    plan: RegionPlan,
+    *,
+    out_prob: str,
+    out_binary: str,
+    out_scale: str,
+    threshold: float,
+    scratch: SharedScratch,
+    strategy: Strategy = "auto",
+    memory_budget_bytes: int = 2 << 30,
+    block: int = 1024,
+    bands: int = 1,
+) -> MergeJob:
+    """Check the settings and cut the region into ``bands`` bands of ``block`` rows (fewer
+    when the region has fewer block rows); see :func:`merge_region` for the settings."""
+    if block < 16 or block % 16:
+        raise InputError(f"block must be a positive multiple of 16, {block} is given")
+    if memory_budget_bytes <= 0:
+        raise InputError(f"memory_budget_bytes must be positive, {memory_budget_bytes} is given")
+    threshold_mask(np.zeros(1, np.float32), threshold)  # validates the threshold early
+    chosen = choose_strategy(plan, strategy, memory_budget_bytes)
+    windows = band_windows(plan.shape, block=block, bands=bands)
+    largest = max(_arrays_bytes(band.shape) for band in windows)
+    return MergeJob(
+        plan=plan,
+        outputs=(("prob", out_prob), ("binary", out_binary), ("scale", out_scale)),
+        threshold=float(threshold),
+        strategy=chosen,
+        memmap=chosen == "memory" and largest > memory_budget_bytes // 2,
+        block=block,
+        bands=windows,
+        scratch=scratch,
+    )
 
 
 @dataclass(frozen=True)
 class _Context:
     plan: RegionPlan
-    writer: MosaicWriter
+    band: Window  # region pixels
+    writer: MosaicWriter  # fills the band, in the band's pixels
     threshold: float
     block: int
-    tracker_for: Callable[[int], ProgressTracker]
-    memmap_dir: Path | None  # memory strategy: map the region arrays here instead of RAM
+    advance: Callable[[], None]
+    memmap_dir: Path | None  # memory strategy: map the band arrays here instead of RAM
 
 
 def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndarray, np.ndarray]:
@@ -240,18 +353,32 @@ def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndar
 def _write_block(ctx: _Context, window: Window, prob: np.ndarray, scale: np.ndarray) -> None:
     killpoints.reached("merge.block")
     ctx.writer.write(
-        window, {"prob": prob, "scale": scale, "binary": threshold_mask(prob, ctx.threshold)}
+        window.relative_to(ctx.band),
+        {"prob": prob, "scale": scale, "binary": threshold_mask(prob, ctx.threshold)},
     )
+
+
+def _band_blocks(band: Window, block: int) -> list[Window]:
+    """The band's blocks of the region's ``block`` lattice, in region pixels, row-major."""
+    return [w.translate(band.row, band.col) for w in block_windows(band.shape, block)]
+
+
+def _band_tiles(plan: RegionPlan, band: Window) -> list[tuple[TileRef, Window]]:
+    """The tiles that reach into the band, with their part inside it (region pixels)."""
+    found = []
+    for tile in plan.tiles:
+        part = plan.local_window(tile).intersection(band)
+        if part is not None:
+            found.append((tile, part))
+    return found
 
 
 def _merge_streaming(ctx: _Context) -> None:
     plan, block = ctx.plan, ctx.block
     index = block_index(plan, block)
-    windows = block_windows(plan.shape, block)
     prob_buf = np.empty((block, block), np.float32)
     scale_buf = np.empty((block, block), np.float32)
-    tracker = ctx.tracker_for(len(windows))
-    for bw in windows:
+    for bw in _band_blocks(ctx.band, block):
         prob = prob_buf[: bw.height, : bw.width]
         scale = scale_buf[: bw.height, : bw.width]
         prob.fill(PROB_NODATA)
@@ -264,45 +391,157 @@ def _merge_streaming(ctx: _Context) -> None:
             rows, cols = part.relative_to(bw).slices
             merge_max(prob[rows, cols], scale[rows, cols], tile_prob, tile_scale)
         _write_block(ctx, bw, prob, scale)
-        tracker.advance()
+        ctx.advance()
 
 
 def _merge_in_memory(ctx: _Context) -> None:
-    plan = ctx.plan
-    prob, scale = mosaic_files.region_arrays(plan.shape, fill=PROB_NODATA, scratch=ctx.memmap_dir)
-    windows = block_windows(plan.shape, ctx.block)
-    tracker = ctx.tracker_for(len(plan.tiles) + len(windows))
-    for tile in plan.tiles:
-        local = plan.local_window(tile)
-        tile_prob, tile_scale = _read_tile(plan, tile, local)
-        rows, cols = local.slices
-        merge_max(prob[rows, cols], scale[rows, cols], tile_prob, tile_scale)
-        tracker.advance()
-    for bw in windows:
-        rows, cols = bw.slices
-        _write_block(
-            ctx, bw, np.ascontiguousarray(prob[rows, cols]), np.ascontiguousarray(scale[rows, cols])
-        )
-        tracker.advance()
-    del prob, scale  # unmap before the scratch directory goes
+    plan, band = ctx.plan, ctx.band
+    with mosaic_files.scratch_arrays(band.shape, fill=PROB_NODATA, scratch=ctx.memmap_dir) as (
+        prob,
+        scale,
+    ):
+        for tile, part in _band_tiles(plan, band):
+            tile_prob, tile_scale = _read_tile(plan, tile, part)
+            rows, cols = part.relative_to(band).slices
+            merge_max(prob[rows, cols], scale[rows, cols], tile_prob, tile_scale)
+            ctx.advance()
+        for bw in _band_blocks(band, ctx.block):
+            rows, cols = bw.relative_to(band).slices
+            _write_block(
+                ctx,
+                bw,
+                np.ascontiguousarray(prob[rows, cols]),
+                np.ascontiguousarray(scale[rows, cols]),
+            )
+            ctx.advance()
 
 
 #: The merge strategies by name, one signature (``auto`` chooses, see :func:`choose_strategy`).
 STRATEGIES: dict[str, Callable[[_Context], None]] = {
-    "memory": _merge_in_memory,  # Option B: one region array pair, every tile read once
+    "memory": _merge_in_memory,  # Option B: one array pair per band, every tile read once
     "streaming": _merge_streaming,  # Option A: bounded blocks, only intersecting tiles read
 }
 
 
-def _peak_estimate(plan: RegionPlan, strategy: str, block: int, gdal_cache: int) -> int:
+def band_steps(job: MergeJob, index: int) -> int:
+    """How often :func:`merge_band` advances the progress: per block written, and for the
+    memory strategy also per tile pasted."""
+    band = job.bands[index]
+    blocks = len(block_windows(band.shape, job.block))
+    if job.strategy == "memory":
+        return blocks + len(_band_tiles(job.plan, band))
+    return blocks
+
+
+def merge_band(job: MergeJob, index: int, *, advance: Callable[[], None] = lambda: None) -> Window:
+    """Merge band ``index`` of ``job`` into its intermediates and overview levels
+    (:meth:`MergeJob.band_files`) in the scratch folder; returns the band's window.
+
+    Bands are independent (the max-merge is per pixel): any process may run any band, in any
+    order; a band run again rewrites the same files.
+    """
+    band = job.bands[index]
+    plan = job.plan
+    with (
+        job.scratch.workdir() as workdir,
+        mosaic_files.gdal_block_cache(GDAL_CACHE_BYTES),
+    ):
+        writer = MosaicWriter(
+            grid=window_grid(plan.grid, band),
+            layers=MOSAIC_LAYERS,
+            block=job.block,
+            scratch=workdir,
+            prefix=job.band_prefix(index),
+        )
+        with writer:
+            STRATEGIES[job.strategy](
+                _Context(
+                    plan=plan,
+                    band=band,
+                    writer=writer,
+                    threshold=job.threshold,
+                    block=job.block,
+                    advance=advance,
+                    memmap_dir=workdir if job.memmap else None,
+                )
+            )
+        shapes = [w.shape for w, _ in job.band_files(index, "prob")[1:]]
+        files = writer.finish(shapes)
+        job.scratch.publish([path for paths in files.values() for path in paths])
+    return band
+
+
+def assemble_layer(job: MergeJob, layer: str) -> str:
+    """Write ``layer``'s COG from the bands' files (every band must be merged); returns its
+    sha256. Levels the bands did not build are built here, from the level above. The bytes
+    do not depend on the number of bands."""
+    if layer not in MOSAIC_LAYERS:
+        raise UnknownNameError("mosaic layer", layer, list(MOSAIC_LAYERS))
+    per_band = [job.band_files(index, layer) for index in range(len(job.bands))]
+    with (
+        job.scratch.workdir() as workdir,
+        mosaic_files.gdal_block_cache(GDAL_CACHE_BYTES),
+    ):
+        paths = job.scratch.fetch([name for files in per_band for _, name in files], workdir)
+        where = dict(zip([name for files in per_band for _, name in files], paths, strict=True))
+        levels = [
+            [Part(files[k][0], where[files[k][1]]) for files in per_band]
+            for k in range(job.band_levels + 1)
+        ]
+        return mosaic_files.write_cog(
+            job.output(layer),
+            name=layer,
+            grid=job.plan.grid,
+            spec=MOSAIC_LAYERS[layer],
+            levels=levels,
+            level_shapes=job.level_shapes,
+            tags=job.tags,
+            workdir=workdir,
+        )
+
+
+def _arrays_bytes(shape: tuple[int, int]) -> int:
+    """Bytes of the memory strategy's two float32 arrays of ``shape``."""
+    return 2 * 4 * shape[0] * shape[1]
+
+
+def _peak_estimate(
+    plan: RegionPlan,
+    strategy: str,
+    block: int,
+    gdal_cache: int,
+    *,
+    band_shape: tuple[int, int] | None = None,
+) -> int:
     height, width = plan.shape
     largest_tile = max(t.window.area for t in plan.tiles)
     out_block = min(block, height) * min(block, width)
     writes = out_block * (4 + 4 + 1)  # one block of prob, scale and binary on its way out
     if strategy == "memory":
-        return _region_bytes(plan) + 2 * 4 * largest_tile + writes + gdal_cache
+        arrays = _arrays_bytes(band_shape or plan.shape)
+        return arrays + 2 * 4 * largest_tile + writes + gdal_cache
     # block buffers (prob + scale) + one tile part (inside one block) + writes
     return 2 * 4 * block * block + 2 * 4 * min(largest_tile, block * block) + writes + gdal_cache
+
+
+def merge_result(job: MergeJob, sha256: dict[str, str], elapsed_s: float) -> MergeResult:
+    """The :class:`MergeResult` of a job whose layers are written."""
+    plan = job.plan
+    tallest = max(job.bands, key=lambda band: band.height)
+    return MergeResult(
+        region=plan.name,
+        strategy=job.strategy,
+        memmap=job.memmap,
+        shape=plan.shape,
+        n_tiles=len(plan.tiles),
+        n_blocks=len(block_windows(plan.shape, job.block)),
+        peak_bytes_estimate=_peak_estimate(
+            plan, job.strategy, job.block, GDAL_CACHE_BYTES, band_shape=tallest.shape
+        ),
+        sha256=sha256,
+        elapsed_s=elapsed_s,
+        n_bands=len(job.bands),
+    )
 
 
 def merge_region(
@@ -315,69 +554,46 @@ def merge_region(
     strategy: Strategy = "auto",
     memory_budget_bytes: int = 2 << 30,
     block: int = 1024,
+    bands: int = 1,
     progress: ProgressCallback = no_progress,
 ) -> MergeResult:
-    """Merge a planned region into its probability, binary and winning-scale COGs.
+    """Merge a planned region into its probability, binary and winning-scale COGs, in this
+    process: every band of :func:`prepare_merge`, then every layer (the tasks a cluster runs
+    in parallel, run one after the other; the bytes do not depend on ``bands``).
 
     ``block`` (a positive multiple of 16) is the streaming strategy's output block and the
     internal tile of the intermediate mosaics. ``progress`` is called with the count of tiles
     pasted and blocks written.
     """
-    if block < 16 or block % 16:
-        raise InputError(f"block must be a positive multiple of 16, {block} is given")
-    if memory_budget_bytes <= 0:
-        raise InputError(f"memory_budget_bytes must be positive, {memory_budget_bytes} is given")
-    threshold_mask(np.zeros(1, np.float32), threshold)  # validates the threshold early
-    chosen = choose_strategy(plan, strategy, memory_budget_bytes)
-    memmap = chosen == "memory" and _region_bytes(plan) > memory_budget_bytes // 2
-    gdal_cache = GDAL_CACHE_BYTES
-    height, width = plan.shape
-    log.info(
-        "region %s: merging %d tiles into %dx%d px with the %s strategy%s",
-        plan.name,
-        len(plan.tiles),
-        height,
-        width,
-        chosen,
-        " (memory-mapped)" if memmap else "",
-    )
     start = time.monotonic()
-    tags = {
-        "region": plan.name,
-        "threshold": repr(float(threshold)),
-        "n_tiles": str(len(plan.tiles)),
-    }
-    with (
-        mosaic_files.scratch_directory(out_prob) as scratch,
-        mosaic_files.gdal_block_cache(gdal_cache),
-        MosaicWriter(
-            grid=plan.grid, layers=MOSAIC_LAYERS, block=block, scratch=scratch, tags=tags
-        ) as writer,
-    ):
-        ctx = _Context(
-            plan=plan,
-            writer=writer,
+    with mosaic_files.scratch_directory(out_prob) as scratch:
+        job = prepare_merge(
+            plan,
+            out_prob=out_prob,
+            out_binary=out_binary,
+            out_scale=out_scale,
             threshold=threshold,
+            scratch=SharedScratch(str(scratch)),
+            strategy=strategy,
+            memory_budget_bytes=memory_budget_bytes,
             block=block,
-            tracker_for=lambda total: ProgressTracker(total, progress),
-            memmap_dir=scratch if memmap else None,
+            bands=bands,
         )
-        STRATEGIES[chosen](ctx)
-        digests = writer.finish(
-            {"prob": out_prob, "binary": out_binary, "scale": out_scale},
-            overview_shapes=overview_shapes(plan.shape, blocksize=mosaic_files.COG_BLOCKSIZE),
+        height, width = plan.shape
+        log.info(
+            "region %s: merging %d tiles into %dx%d px with the %s strategy%s, %d band(s)",
+            plan.name,
+            len(plan.tiles),
+            height,
+            width,
+            job.strategy,
+            " (memory-mapped)" if job.memmap else "",
+            len(job.bands),
         )
+        tracker = ProgressTracker(sum(band_steps(job, i) for i in range(len(job.bands))), progress)
+        for index in range(len(job.bands)):
+            merge_band(job, index, advance=tracker.advance)
+        digests = {layer: assemble_layer(job, layer) for layer in MOSAIC_LAYERS}
     elapsed = time.monotonic() - start
-    n_blocks = len(block_windows(plan.shape, block))
     log.info("region %s: mosaics written in %.1f s (%s)", plan.name, elapsed, out_prob)
-    return MergeResult(
-        region=plan.name,
-        strategy=chosen,
-        memmap=memmap,
-        shape=plan.shape,
-        n_tiles=len(plan.tiles),
-        n_blocks=n_blocks,
-        peak_bytes_estimate=_peak_estimate(plan, chosen, block, gdal_cache),
-        sha256=digests,
-        elapsed_s=elapsed,
-    )
+    return merge_result(job, digests, elapsed)

@@ -20,6 +20,14 @@ How a region larger than memory is done
     line below that row cannot grow any more: its pieces are unioned and the object is
     emitted. So memory holds the pieces that touch internal edges, not the region.
 
+Rows read apart, joined in one place
+    Reading and joining are two functions: :func:`block_pieces` reads blocks and returns, per
+    block, the whole objects (finished) and the held pieces; :func:`join_blocks` runs the
+    union-find over every block's held pieces, row-major. :func:`polygonize_blocks` chains
+    the two lazily over the whole raster; a cluster runs :func:`block_pieces` on bands of
+    block rows in separate tasks and :func:`join_blocks` once over their results in order,
+    which is the same sequence of pieces, so the same objects come out in the same order.
+
 Canonical form
     Every object, whole or joined, goes through the same steps: union of its pieces (GEOS
     overlay, so the result is OGC-valid: a corner contact becomes two parts, or a hole that
@@ -32,7 +40,7 @@ Canonical form
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +55,17 @@ from tilecast.errors import InputError
 from tilecast.grid import PixelGrid, Window
 from tilecast.io.vsi import without_credentials
 
-__all__ = ["BinaryRaster", "block_windows", "polygonize_blocks", "to_multipolygon"]
+__all__ = [
+    "BinaryRaster",
+    "BlockPieces",
+    "Piece",
+    "block_pieces",
+    "block_rows",
+    "block_windows",
+    "join_blocks",
+    "polygonize_blocks",
+    "to_multipolygon",
+]
 
 
 class BinaryRaster(Protocol):
@@ -85,12 +103,26 @@ def to_multipolygon(geom: BaseGeometry) -> MultiPolygon:
     return MultiPolygon(polygons)
 
 
-@dataclass
-class _Held:
-    """A piece touching an internal block edge, waiting for its neighbours."""
+@dataclass(frozen=True)
+class Piece:
+    """A piece of an object that touches an internal block edge: it waits for its neighbours.
 
-    geom: BaseGeometry  # pixel coordinates
+    ``geom`` is in whole-raster pixel coordinates, so pieces of different blocks (read by
+    different processes) meet exactly.
+    """
+
+    geom: BaseGeometry
     bounds: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class BlockPieces:
+    """What one block holds: its whole objects (finished: map coordinates, canonical form)
+    and its pieces that touch an internal block edge. ``block`` is (block row, block col)."""
+
+    block: tuple[int, int]
+    whole: tuple[MultiPolygon, ...]
+    held: tuple[Piece, ...]
 
 
 class _Groups:
@@ -147,24 +179,28 @@ def _block_pieces(mask: np.ndarray, window: Window) -> Iterator[BaseGeometry]:
         yield shapely.make_valid(shape(geojson))
 
 
-def polygonize_blocks(
-    binary_reader: BinaryRaster, *, block: int = 2048, value: int = 1
-) -> Iterator[MultiPolygon]:
-    """Every 8-connected object of pixels equal to ``value``, as MultiPolygons in map coordinates.
+def block_rows(band: Window, block: int) -> range:
+    """The block rows of the ``block`` lattice that the rows of ``band`` cover (a band starts
+    on a block row)."""
+    if band.row % block:
+        raise InputError(f"band {band} does not start on a row of the {block}-px block lattice")
+    return range(band.row // block, -(-band.row_stop // block))
 
-    Reads ``block`` x ``block`` windows; holds only the pieces that touch internal block
-    edges. The set of geometries does not depend on ``block`` (see the module notes); the
-    order does.
-    """
+
+def block_pieces(
+    binary_reader: BinaryRaster, *, block: int = 2048, value: int = 1, rows: range | None = None
+) -> Iterator[BlockPieces]:
+    """The pieces of every block of the block rows ``rows`` (default: all), row-major, one
+    :class:`BlockPieces` per block, each yielded as soon as its block is read. A piece that
+    touches none of its block's internal edges is finished at once; the others are held for
+    :func:`join_blocks`. Rows of a raster may be read by separate processes."""
     grid = binary_reader.grid
     height, width = grid.shape
-    rows = block_windows(height, width, block)
-    held: dict[int, _Held] = {}
-    by_block: dict[tuple[int, int], list[int]] = {}
-    groups = _Groups()
-    next_id = 0
-    for bi, row_windows in enumerate(rows):
-        for bj, window in enumerate(row_windows):
+    lattice = block_windows(height, width, block)
+    for bi in range(len(lattice)) if rows is None else rows:
+        if not 0 <= bi < len(lattice):
+            raise InputError(f"block row {bi} is outside the raster's {len(lattice)} block rows")
+        for bj, window in enumerate(lattice[bi]):
             data = np.asarray(binary_reader.read(window))
             if data.shape != window.shape:
                 raise InputError(
@@ -172,42 +208,74 @@ def polygonize_blocks(
                     f"expected {window.shape}"
                 )
             mask = data == value
-            if not mask.any():
-                continue
-            internal = (
-                window.col > 0,  # left
-                window.row > 0,  # top
-                window.col_stop < width,  # right
-                window.row_stop < height,  # bottom
-            )
-            edges = (window.col, window.row, window.col_stop, window.row_stop)
-            neighbours = [(bi, bj - 1), (bi - 1, bj - 1), (bi - 1, bj), (bi - 1, bj + 1)]
-            for piece in _block_pieces(mask, window):
-                bounds = piece.bounds
-                touches = (
-                    (internal[0] and bounds[0] == edges[0])
-                    or (internal[1] and bounds[1] == edges[1])
-                    or (internal[2] and bounds[2] == edges[2])
-                    or (internal[3] and bounds[3] == edges[3])
+            whole: list[MultiPolygon] = []
+            held: list[Piece] = []
+            if mask.any():
+                internal = (
+                    window.col > 0,  # left
+                    window.row > 0,  # top
+                    window.col_stop < width,  # right
+                    window.row_stop < height,  # bottom
                 )
-                if not touches:
-                    yield _finish([piece], grid)
-                    continue
-                pid = next_id
-                next_id += 1
-                held[pid] = _Held(piece, bounds)
-                groups.add(pid)
-                by_block.setdefault((bi, bj), []).append(pid)
-                for nb in neighbours:
-                    for other in by_block.get(nb, ()):
-                        candidate = held[other]
-                        if _boxes_meet(bounds, candidate.bounds) and piece.intersects(
-                            candidate.geom
-                        ):
-                            groups.join(pid, other)
+                edges = (window.col, window.row, window.col_stop, window.row_stop)
+                for piece in _block_pieces(mask, window):
+                    bounds = piece.bounds
+                    touches = (
+                        (internal[0] and bounds[0] == edges[0])
+                        or (internal[1] and bounds[1] == edges[1])
+                        or (internal[2] and bounds[2] == edges[2])
+                        or (internal[3] and bounds[3] == edges[3])
+                    )
+                    if touches:
+                        held.append(Piece(piece, bounds))
+                    else:
+                        whole.append(_finish([piece], grid))
+            yield BlockPieces((bi, bj), tuple(whole), tuple(held))
+
+
+def join_blocks(
+    blocks: Iterable[BlockPieces], *, grid: PixelGrid, block: int
+) -> Iterator[MultiPolygon]:
+    """Every object of the raster on ``grid`` from its blocks' pieces (``blocks``: every block
+    of the ``block`` lattice, row-major, wherever they were read): whole objects as they come;
+    a held piece is joined (union-find) with every held piece of a neighbouring block it
+    intersects, and a group is emitted, unioned, once the block row below cannot extend it.
+    The same pieces in the same order give the same objects in the same order, however the
+    rows were cut among readers."""
+    height, width = grid.shape
+    lattice = block_windows(height, width, block)
+    order = ((bi, bj) for bi, row in enumerate(lattice) for bj in range(len(row)))
+    held: dict[int, Piece] = {}
+    by_block: dict[tuple[int, int], list[int]] = {}
+    groups = _Groups()
+    next_id = 0
+    for unit in blocks:
+        expected = next(order, None)
+        if unit.block != expected:
+            raise InputError(
+                f"blocks must come row-major, each once: expected block {expected}, "
+                f"got {unit.block}"
+            )
+        yield from unit.whole
+        bi, bj = unit.block
+        for piece in unit.held:
+            pid = next_id
+            next_id += 1
+            held[pid] = piece
+            groups.add(pid)
+            by_block.setdefault(unit.block, []).append(pid)
+            for nb in ((bi, bj - 1), (bi - 1, bj - 1), (bi - 1, bj), (bi - 1, bj + 1)):
+                for other in by_block.get(nb, ()):
+                    candidate = held[other]
+                    if _boxes_meet(piece.bounds, candidate.bounds) and piece.geom.intersects(
+                        candidate.geom
+                    ):
+                        groups.join(pid, other)
+        if bj < len(lattice[bi]) - 1:
+            continue
         # the block row is done: a group that does not reach the line below it is complete
-        line = row_windows[0].row_stop
-        last = bi == len(rows) - 1
+        line = lattice[bi][0].row_stop
+        last = bi == len(lattice) - 1
         growing = {
             groups.group_of[pid]
             for (row, _), pids in by_block.items()
@@ -222,3 +290,24 @@ def polygonize_blocks(
             yield _finish([held.pop(pid).geom for pid in pids], grid)
         for key in list(by_block):
             by_block[key] = [pid for pid in by_block[key] if pid in held]
+    missing = next(order, None)
+    if missing is not None:
+        raise InputError(
+            f"the blocks ended before block {missing}: objects from there on would be lost"
+        )
+
+
+def polygonize_blocks(
+    binary_reader: BinaryRaster, *, block: int = 2048, value: int = 1
+) -> Iterator[MultiPolygon]:
+    """Every 8-connected object of pixels equal to ``value``, as MultiPolygons in map coordinates.
+
+    Reads ``block`` x ``block`` windows; holds only the pieces that touch internal block
+    edges. The set of geometries does not depend on ``block`` (see the module notes); the
+    order does. It is :func:`block_pieces` over every block, joined by :func:`join_blocks`.
+    """
+    return join_blocks(
+        block_pieces(binary_reader, block=block, value=value),
+        grid=binary_reader.grid,
+        block=block,
+    )

@@ -7,8 +7,9 @@ custom resources). A task whose worker or node dies is retried by Ray; the shard
 the retry resume (committed tiles are skipped), and a lease the dead worker left is taken over
 (at once on the same host, else when it expires: the shards hold short leases). The driver shows
 one progress line over all shards, read from their run logs, then runs the products as Ray tasks
-(one merge task per region, then the polygons, then the report) and writes ``_SUCCESS`` only when
-every shard is complete.
+(each region cut into bands of rows merged and polygonised by separate tasks, its COGs assembled
+one task per layer; then the polygons joined and measured; then the report) and writes
+``_SUCCESS`` only when every shard is complete.
 
 The driver's storage and tilecast settings (``TILECAST_*``, ``AWS_*``, ``GOOGLE_*``, GDAL's
 endpoint variables, ``STORAGE_EMULATOR_HOST``) are passed to the tasks, so a cluster reaches the
@@ -17,6 +18,7 @@ same buckets the same way. Ray is the optional ``ray`` extra, imported here only
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -27,6 +29,7 @@ from typing import Any
 from tilecast.apps.rts.config import RtsConfig
 from tilecast.apps.rts.split import split_tiles
 from tilecast.grid import Tile
+from tilecast.grid.windows import as_positive_int
 from tilecast.io import storage
 from tilecast.optional import import_optional
 from tilecast.run.lease import LeaseHeldError, LeaseRecord, lease_uri_for
@@ -53,6 +56,7 @@ class LaunchSettings:
     resources: Mapping[str, float] = field(default_factory=dict)  # custom resources per shard
     max_retries: int = 3  # per shard, for workers or nodes that die
     poll_s: float = 2.0
+    product_bands: int | None = None  # row bands per region for the products; None: the CPUs
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,11 @@ def launch(
         if failures:
             raise RuntimeError("; ".join(failures))
         completeness = read_completeness(output)
-        made = _products_on_ray(ray, config, output) if completeness.n_listed else ()
+        made = (
+            _products_on_ray(ray, config, output, bands=settings.product_bands)
+            if completeness.n_listed
+            else ()
+        )
         success = write_success(output) is not None
     finally:
         if started_here:
@@ -208,27 +216,194 @@ def launch(
     )
 
 
-def _merge_region(output: str, region: str, strategy: str, budget: int, threshold: Any) -> str:
-    from tilecast.merge import merge_output
+def _cluster_cpus(ray: Any) -> int:
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
-    merge_output(
-        output,
-        regions=[region],
-        strategy=strategy,  # type: ignore[arg-type]
-        memory_budget_bytes=budget,
+
+def _await_all(ray: Any, refs: Sequence[Any]) -> list[Any]:
+    """Every result; on the first failure the tasks still pending are cancelled (so none
+    writes into a scratch folder that is being removed) and the failure is raised."""
+    try:
+        return ray.get(list(refs))
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref)
+        raise
+
+
+def _select_regions(output: str, threshold: float | None) -> tuple[float, dict[str, list[str]]]:
+    from tilecast.merge.job import select_regions
+
+    return select_regions(output, threshold=threshold)
+
+
+def _prepare_merge(
+    output: str,
+    region: str,
+    tile_ids: list[str],
+    threshold: float,
+    scratch: Any,
+    strategy: Any,
+    budget: int,
+    block: int,
+    bands: int,
+) -> Any:
+    from tilecast.merge.job import merged_paths, region_plan
+    from tilecast.merge.region import prepare_merge
+
+    paths = merged_paths(output, region)
+    return prepare_merge(
+        region_plan(output, region, tile_ids),
+        out_prob=paths["prob"],
+        out_binary=paths["binary"],
+        out_scale=paths["scale"],
         threshold=threshold,
-        clean_leftovers=False,  # the driver cleaned once; other regions are being written
+        scratch=scratch,
+        strategy=strategy,
+        memory_budget_bytes=budget,
+        block=block,
+        bands=bands,
     )
-    return region
 
 
-def _vectorize(output: str, min_area_m2: float, threshold: Any) -> int:
+def _merge_band(job: Any, index: int) -> Any:
+    from tilecast.merge.region import merge_band
+
+    return merge_band(job, index)
+
+
+def _assemble_layer(job: Any, layer: str, *bands_done: Any) -> str:
+    """One layer's COG, once every band is done (``bands_done``: their results, which Ray
+    waits for before it starts this task)."""
+    from tilecast.merge.region import assemble_layer
+
+    return assemble_layer(job, layer)
+
+
+def _merge_on_ray(
+    ray: Any,
+    output: str,
+    settings: Any,
+    threshold: float | None,
+    *,
+    block: int,
+    bands: int,
+    env: dict,
+) -> None:
+    """Per region a planning task, a task per band, then a task per layer (the COG)."""
+    from tilecast.io import mosaic_files
+    from tilecast.merge.job import merged_paths
+    from tilecast.merge.region import MOSAIC_LAYERS
+
+    used, groups = ray.get(ray.remote(_select_regions).options(**env).remote(output, threshold))
+    mosaic_files.remove_leftovers(storage.join(output, "merged"))
+    prepare = ray.remote(_prepare_merge).options(**env)
+    band_task = ray.remote(_merge_band).options(**env)
+    assemble = ray.remote(_assemble_layer).options(**env)
+    budget = settings.memory_budget_mb << 20
+    with contextlib.ExitStack() as scratches:
+        job_refs = {
+            region: prepare.remote(
+                output,
+                region,
+                tile_ids,
+                used,
+                scratches.enter_context(
+                    mosaic_files.shared_scratch(merged_paths(output, region)["prob"])
+                ),
+                settings.merge_strategy,
+                budget,
+                block,
+                bands,
+            )
+            for region, tile_ids in groups.items()
+        }
+        jobs = _await_all(ray, list(job_refs.values()))
+        pending = []
+        for job_ref, job in zip(job_refs.values(), jobs, strict=True):
+            done = [band_task.remote(job_ref, index) for index in range(len(job.bands))]
+            pending += done + [assemble.remote(job_ref, layer, *done) for layer in MOSAIC_LAYERS]
+        _await_all(ray, pending)
+        log.info(
+            "merged %d region(s) on Ray: %s",
+            len(jobs),
+            ", ".join(f"{job.plan.name} ({len(job.bands)} bands)" for job in jobs),
+        )
+
+
+def _plan_vectorize(
+    output: str, threshold: float | None, min_area_m2: float, block: int, bands: int
+) -> Any:
+    from tilecast.vector.job import plan_vectorize
+
+    storage.remove_temporaries(storage.join(output, "vectors"))  # a killed run's
+    return plan_vectorize(
+        output, threshold=threshold, min_area_m2=min_area_m2, block=block, bands=bands
+    )
+
+
+def _polygonize_band(region: Any, index: int) -> Any:
+    from tilecast.vector.job import polygonize_band
+
+    return polygonize_band(region, index)
+
+
+def _join_region(region: Any, chunks: int, *bands: Any) -> Any:
+    from tilecast.vector.job import join_region
+
+    joined = join_region(region, bands, chunks=chunks)
+    return joined[0] if chunks == 1 else tuple(joined)  # one Ray object per chunk
+
+
+def _measure_polygons(region: Any, geoms: Any) -> Any:
+    from tilecast.vector.job import measure_polygons
+
+    return measure_polygons(region, geoms)
+
+
+def _write_vectorized(output: str, plan: Any, counts: list[int], *chunks: Any) -> int:
     from tilecast.apps.rts.products import record_total_area
-    from tilecast.vector.job import vectorize_output
+    from tilecast.vector.job import write_vectorized
 
-    result = vectorize_output(output, threshold=threshold, min_area_m2=min_area_m2)
+    per_region, rest = [], list(chunks)
+    for count in counts:
+        per_region.append([record for chunk in rest[:count] for record in chunk])
+        rest = rest[count:]
+    result = write_vectorized(plan, per_region)
     record_total_area(output, result.total_area_km2)
     return result.n_polygons
+
+
+def _vectorize_on_ray(
+    ray: Any,
+    output: str,
+    settings: Any,
+    threshold: float | None,
+    *,
+    block: int,
+    bands: int,
+    env: dict,
+) -> None:
+    """A planning task; per region a task per band, one joining task, ``bands`` measuring
+    tasks; one writing task."""
+    plan = ray.get(
+        ray.remote(_plan_vectorize)
+        .options(**env)
+        .remote(output, threshold, settings.min_area_m2, block, bands)
+    )
+    polygonize = ray.remote(_polygonize_band).options(**env)
+    join = ray.remote(_join_region).options(**env, num_returns=bands)
+    measure = ray.remote(_measure_polygons).options(**env)
+    measured: list[list[Any]] = []
+    for region in plan.regions:
+        region_ref = ray.put(region)
+        pieces = [polygonize.remote(region_ref, index) for index in range(len(region.bands))]
+        chunks = join.remote(region_ref, bands, *pieces)
+        chunks = [chunks] if bands == 1 else chunks
+        measured.append([measure.remote(region_ref, chunk) for chunk in chunks])
+    write = ray.remote(_write_vectorized).options(**env)
+    flat = [ref for refs in measured for ref in refs]
+    _await_all(ray, [write.remote(output, plan, [len(refs) for refs in measured], *flat)])
 
 
 def _report(output: str, basemap: str | None) -> str:
@@ -237,10 +412,22 @@ def _report(output: str, basemap: str | None) -> str:
     return make_report(output, basemap=basemap).path
 
 
-def _products_on_ray(ray: Any, config: RtsConfig, output: str) -> tuple[str, ...]:
-    """One merge task per region, then the polygons, then the report (each reads what the
-    step before wrote, as ``tilecast rts products`` does in one process)."""
-    from tilecast.io import mosaic_files
+def _products_on_ray(
+    ray: Any,
+    config: RtsConfig,
+    output: str,
+    *,
+    bands: int | None = None,
+    merge_block: int = 1024,
+    vector_block: int = 2048,
+) -> tuple[str, ...]:
+    """The products as Ray tasks, each region cut into ``bands`` bands of rows (default: the
+    cluster's CPUs) so that one region uses the whole cluster: the merge (per region, a task
+    per band of ``merge_block`` rows, then a task per layer's COG), then the polygons (a task
+    per band of ``vector_block`` rows, a join per region, measuring in ``bands`` chunks, one
+    write), then the report. Each step reads what the step before wrote, as ``tilecast rts
+    products`` does in one process (with the same default blocks), and the files are
+    byte-identical to its (the GeoPackage's features equal)."""
     from tilecast.merge.job import group_done_tiles
     from tilecast.run.runlogs import read_run_logs
 
@@ -250,21 +437,12 @@ def _products_on_ray(ray: Any, config: RtsConfig, output: str) -> tuple[str, ...
     if not groups:
         log.warning("%s: no tile is done: no products", output)
         return ()
+    n = _cluster_cpus(ray) if bands is None else as_positive_int("product_bands", bands)
     env = {"runtime_env": {"env_vars": forwarded_env()}}
     if settings.merge:
-        mosaic_files.remove_leftovers(storage.join(output, "merged"))
-        merge = ray.remote(_merge_region).options(**env)
-        budget = settings.memory_budget_mb << 20
-        ray.get(
-            [
-                merge.remote(output, region, settings.merge_strategy, budget, threshold)
-                for region in groups
-            ]
-        )
+        _merge_on_ray(ray, output, settings, threshold, block=merge_block, bands=n, env=env)
     if settings.vectorize:
-        ray.get(
-            ray.remote(_vectorize).options(**env).remote(output, settings.min_area_m2, threshold)
-        )
+        _vectorize_on_ray(ray, output, settings, threshold, block=vector_block, bands=n, env=env)
     if settings.report:
         ray.get(ray.remote(_report).options(**env).remote(output, config.input.basemap))
     made = []
