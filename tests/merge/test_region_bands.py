@@ -21,7 +21,7 @@ from merge_support import GRID, SynthTile, make_tiles, write_tiles
 
 from tilecast.errors import InputError
 from tilecast.grid import Window
-from tilecast.io import mosaic_files, storage
+from tilecast.io import merge_scratch, mosaic_files, storage
 from tilecast.io.mosaic_reader import read_grid
 from tilecast.merge import (
     MOSAIC_LAYERS,
@@ -176,7 +176,7 @@ def test_bands_as_separate_tasks_in_any_order(region, single, tmp_path) -> None:
 
     refs, _ = region
     out = tmp_path / "out"
-    with mosaic_files.shared_scratch(out / "region_r_prob.tif") as scratch:
+    with merge_scratch.shared_scratch(out / "region_r_prob.tif") as scratch:
         job = prepare_merge(
             plan_region(refs, grid=GRID, name="r"),
             out_prob=str(out / "region_r_prob.tif"),
@@ -201,7 +201,7 @@ def test_bands_as_separate_tasks_in_any_order(region, single, tmp_path) -> None:
 def test_assembly_before_every_band_is_merged_names_the_missing_files(region, tmp_path) -> None:
     refs, _ = region
     out = tmp_path / "out"
-    with mosaic_files.shared_scratch(out / "prob.tif") as scratch:
+    with merge_scratch.shared_scratch(out / "prob.tif") as scratch:
         job = prepare_merge(
             plan_region(refs, grid=GRID, name="r"),
             out_prob=str(out / "prob.tif"),
@@ -233,7 +233,7 @@ def test_levels_the_bands_cannot_build_are_built_at_assembly(region, single, tmp
     refs, _ = region
     plan = plan_region(refs, grid=GRID, name="r")
     out = tmp_path / "out"
-    with mosaic_files.shared_scratch(out / "x.tif") as scratch:
+    with merge_scratch.shared_scratch(out / "x.tif") as scratch:
         job = prepare_merge(
             plan,
             out_prob=str(out / "unused_prob.tif"),
@@ -273,7 +273,7 @@ def test_banded_merge_to_an_object_store(region, single, s3_bucket) -> None:
     refs, _ = region
     out = f"{s3_bucket}/bands-merged"
     paths = {name: f"{out}/region_r_{name}.tif" for name in LAYERS}
-    with mosaic_files.shared_scratch(paths["prob"]) as scratch:
+    with merge_scratch.shared_scratch(paths["prob"]) as scratch:
         assert scratch.uri.startswith(f"{out}/.merge-scratch-")
         job = prepare_merge(
             plan_region(refs, grid=GRID, name="r"),
@@ -296,7 +296,7 @@ def test_banded_merge_to_an_object_store(region, single, s3_bucket) -> None:
     assert storage.list_files(out) == sorted(f"region_r_{n}.tif" for n in LAYERS)
     # a killed driver's prefix is what remove_leftovers takes away
     storage.write_bytes(f"{out}/.merge-scratch-killed/band00000.prob.tif", b"x")
-    assert mosaic_files.remove_leftovers(out) == 1
+    assert merge_scratch.remove_leftovers(out) == 1
     assert storage.list_files(out) == sorted(f"region_r_{n}.tif" for n in LAYERS)
 
 

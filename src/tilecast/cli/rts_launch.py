@@ -27,6 +27,13 @@ from tilecast.cli.options import EXIT_INCOMPLETE, reports_errors
     help="Custom Ray resources per shard, as JSON: '{\"node_type_a\": 1}'.",
 )
 @click.option("--max-retries", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option(
+    "--product-bands",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Bands of rows each region's products are cut into, one task each. "
+    "Default: the cluster's CPUs.",
+)
 @reports_errors
 def launch(
     config_uri: str,
@@ -37,6 +44,7 @@ def launch(
     cpus_per_shard: float,
     resources: str | None,
     max_retries: int,
+    product_bands: int | None,
 ) -> None:
     """Split the tile list into compact chunks, run each as a Ray task (the job with --shard,
     retried and resumed when its worker dies), then merge, vectorise and report as Ray tasks;
@@ -63,6 +71,7 @@ def launch(
         cpus_per_shard=cpus_per_shard,
         resources=extra,
         max_retries=max_retries,
+        product_bands=product_bands,
     )
     result = run_launch(config, tiles, settings, progress=ProgressRenderer())
     sizes = ", ".join(str(n) for n in result.tiles_per_shard)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tilecast.errors import StorageError
 from tilecast.grid import NAME_PATTERN, PixelGrid, snap_bbox
-from tilecast.io import mosaic_files, storage
+from tilecast.io import merge_scratch, mosaic_files, storage
 from tilecast.merge.errors import MergeInputError, MissingTilesError
 from tilecast.merge.region import (
     MergeResult,
@@ -175,7 +175,7 @@ def merge_output(
     output = output.rstrip("/")
     used, groups = select_regions(output, threshold=threshold, regions=regions)
     if clean_leftovers and (
-        removed := mosaic_files.remove_leftovers(storage.join(output, "merged"))
+        removed := merge_scratch.remove_leftovers(storage.join(output, "merged"))
     ):
         log.info("removed %d temporary file(s) left by an interrupted merge", removed)
     log.info(

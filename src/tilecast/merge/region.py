@@ -37,7 +37,7 @@ Bands: one region, many processes
     then two kinds of task: :func:`merge_band` runs the strategy over one band and leaves the
     band's intermediates, and the overview levels it can build from its own rows (all of those
     a band start on a multiple of ``block`` allows, ten for 1024), in a scratch folder the
-    tasks share (:class:`tilecast.io.mosaic_files.SharedScratch`); once every band is done,
+    tasks share (:class:`tilecast.io.merge_scratch.SharedScratch`); once every band is done,
     :func:`assemble_layer` writes one layer's COG from a VRT of the bands' files, building the
     few coarse levels the bands could not. Bands are independent because the max-merge and
     the threshold are per pixel and an overview pixel only sees the 2 x 2 pixels under it,
@@ -75,8 +75,9 @@ import numpy as np
 
 from tilecast.errors import InputError, UnknownNameError
 from tilecast.grid import PixelGrid, Window, window_grid
-from tilecast.io import mosaic_files
-from tilecast.io.mosaic_files import LayerSpec, MosaicWriter, Part, SharedScratch
+from tilecast.io import merge_scratch, mosaic_files
+from tilecast.io.merge_scratch import SharedScratch
+from tilecast.io.mosaic_files import LayerSpec, MosaicWriter, Part
 from tilecast.merge.bands import band_level_window, band_windows, shared_levels
 from tilecast.merge.maxmerge import (
     BINARY_NODATA,
@@ -396,7 +397,7 @@ def _merge_streaming(ctx: _Context) -> None:
 
 def _merge_in_memory(ctx: _Context) -> None:
     plan, band = ctx.plan, ctx.band
-    with mosaic_files.scratch_arrays(band.shape, fill=PROB_NODATA, scratch=ctx.memmap_dir) as (
+    with merge_scratch.scratch_arrays(band.shape, fill=PROB_NODATA, scratch=ctx.memmap_dir) as (
         prob,
         scale,
     ):
@@ -566,7 +567,7 @@ def merge_region(
     pasted and blocks written.
     """
     start = time.monotonic()
-    with mosaic_files.scratch_directory(out_prob) as scratch:
+    with merge_scratch.scratch_directory(out_prob) as scratch:
         job = prepare_merge(
             plan,
             out_prob=out_prob,

@@ -291,12 +291,12 @@ def _merge_on_ray(
     env: dict,
 ) -> None:
     """Per region a planning task, a task per band, then a task per layer (the COG)."""
-    from tilecast.io import mosaic_files
+    from tilecast.io import merge_scratch
     from tilecast.merge.job import merged_paths
     from tilecast.merge.region import MOSAIC_LAYERS
 
     used, groups = ray.get(ray.remote(_select_regions).options(**env).remote(output, threshold))
-    mosaic_files.remove_leftovers(storage.join(output, "merged"))
+    merge_scratch.remove_leftovers(storage.join(output, "merged"))
     prepare = ray.remote(_prepare_merge).options(**env)
     band_task = ray.remote(_merge_band).options(**env)
     assemble = ray.remote(_assemble_layer).options(**env)
@@ -309,7 +309,7 @@ def _merge_on_ray(
                 tile_ids,
                 used,
                 scratches.enter_context(
-                    mosaic_files.shared_scratch(merged_paths(output, region)["prob"])
+                    merge_scratch.shared_scratch(merged_paths(output, region)["prob"])
                 ),
                 settings.merge_strategy,
                 budget,

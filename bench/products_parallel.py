@@ -1,0 +1,206 @@
+"""Products of one region on Ray: 1 worker versus 2, and both against one process, byte for byte.
+
+    python bench/products_parallel.py [--side 4096] [--tile 512] [--step 256] [--repeats 2]
+                                      [--workers 1,2] [--workdir DIR]
+
+Writes synthetic per-tile predictions over one ``side`` x ``side`` region (the tiles of
+``bench/merge_memory.py``: blocky probabilities, winning scales, NoData patches), makes its
+products once in this process (``merge_region`` then ``vectorize_region``, one band: the
+reference), then on a local Ray cluster of N CPUs for each N of ``--workers``, cut into N bands,
+through the task functions ``tilecast rts launch`` runs (``merge_band`` per band,
+``assemble_layer`` per layer, ``polygonize_band`` per band, one ``join_region``,
+``measure_polygons`` per chunk). The cluster sizes are interleaved and each is timed
+``--repeats`` times (best kept); Ray's start is not timed. Prints seconds, Mpx/s per worker, the
+speed-up of each size over the first, and whether every COG's sha256 and every polygon
+(geometry WKB and attributes) equal the reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import shapely
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from merge_memory import GRID, lattice, make_tiles
+
+from tilecast.io import merge_scratch
+from tilecast.io.mosaic_reader import read_grid
+from tilecast.merge import (
+    MOSAIC_LAYERS,
+    TileRef,
+    assemble_layer,
+    merge_band,
+    merge_region,
+    plan_region,
+    prepare_merge,
+)
+from tilecast.vector.job import (
+    TileIndexEntry,
+    join_region,
+    measure_polygons,
+    number_records,
+    plan_region_vectors,
+    polygonize_band,
+    vectorize_region,
+)
+
+THRESHOLD = 0.5
+MERGE_BLOCK = 1024
+VECTOR_BLOCK = 2048
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def features(records) -> list[tuple]:
+    return [
+        (shapely.to_wkb(r.geometry), *(v for k, v in vars(r).items() if k != "geometry"))
+        for r in records
+    ]
+
+
+def outputs(out: Path) -> dict[str, str]:
+    return {layer: str(out / f"region_bench_{layer}.tif") for layer in MOSAIC_LAYERS}
+
+
+def single_process(refs, entries, out: Path) -> tuple[float, dict[str, str], list[tuple]]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = outputs(out)
+    start = time.perf_counter()
+    merge_region(
+        plan_region(refs, grid=GRID, name="bench"),
+        out_prob=paths["prob"],
+        out_binary=paths["binary"],
+        out_scale=paths["scale"],
+        threshold=THRESHOLD,
+        strategy="streaming",
+        block=MERGE_BLOCK,
+    )
+    records = vectorize_region(
+        paths["binary"], paths["prob"], paths["scale"], tiles=entries, threshold=THRESHOLD,
+        block=VECTOR_BLOCK, region="bench",
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    return elapsed, {k: sha256(Path(v)) for k, v in paths.items()}, features(records)
+
+
+def on_ray(ray, refs, entries, out: Path, bands: int) -> tuple[float, dict[str, str], list]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = outputs(out)
+    band_task = ray.remote(merge_band)
+    assemble = ray.remote(lambda job, layer, *done: assemble_layer(job, layer))
+    polygonize = ray.remote(polygonize_band)
+
+    def join_chunks(plan, chunks, *pieces):
+        joined = join_region(plan, pieces, chunks=chunks)
+        return joined[0] if chunks == 1 else tuple(joined)  # one Ray object per chunk
+
+    join = ray.remote(join_chunks).options(num_returns=bands)
+    measure = ray.remote(measure_polygons)
+    start = time.perf_counter()
+    with merge_scratch.shared_scratch(paths["prob"]) as scratch:
+        job = prepare_merge(
+            plan_region(refs, grid=GRID, name="bench"),
+            out_prob=paths["prob"],
+            out_binary=paths["binary"],
+            out_scale=paths["scale"],
+            threshold=THRESHOLD,
+            scratch=scratch,
+            strategy="streaming",
+            block=MERGE_BLOCK,
+            bands=bands,
+        )
+        job_ref = ray.put(job)
+        done = [band_task.remote(job_ref, i) for i in range(len(job.bands))]
+        ray.get([assemble.remote(job_ref, layer, *done) for layer in MOSAIC_LAYERS])
+    plan = plan_region_vectors(
+        paths["binary"], paths["prob"], paths["scale"], tiles=entries, threshold=THRESHOLD,
+        block=VECTOR_BLOCK, bands=bands, region="bench",
+    )  # fmt: skip
+    plan_ref = ray.put(plan)
+    pieces = [polygonize.remote(plan_ref, i) for i in range(len(plan.bands))]
+    chunks = join.remote(plan_ref, bands, *pieces)
+    chunks = [chunks] if bands == 1 else chunks
+    records = [r for part in ray.get([measure.remote(plan_ref, c) for c in chunks]) for r in part]
+    elapsed = time.perf_counter() - start
+    return (
+        elapsed,
+        {k: sha256(Path(v)) for k, v in paths.items()},
+        features(number_records(records)),
+    )
+
+
+def _import_products() -> None:
+    import tilecast.merge
+    import tilecast.vector.job  # noqa: F401
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--side", type=int, default=4096)
+    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--step", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    import ray
+
+    warm = ray.remote(_import_products)
+    sizes = [int(n) for n in args.workers.split(",")]
+    px = args.side * args.side
+    with tempfile.TemporaryDirectory(dir=args.workdir, prefix="products-bench-") as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        make_tiles(root / "tiles", args.side, args.tile, args.step)
+        refs = [
+            TileRef(tile_id, str(root / "tiles" / f"{tile_id}.tif"), window)
+            for tile_id, window in lattice(args.side, args.tile, args.step)
+        ]
+        entries = [TileIndexEntry(r.tile_id, read_grid(r.uri).bounds, r.uri, "bench") for r in refs]
+        print(
+            f"region {args.side} x {args.side} px ({px / 1e6:.1f} Mpx), {len(refs)} tiles, "
+            f"written in {time.perf_counter() - start:.1f} s",
+            flush=True,
+        )
+        seconds, want_sha, want_features = single_process(refs, entries, root / "single")
+        print(
+            f"one process (1 band): {seconds:6.1f} s, {px / 1e6 / seconds:5.2f} Mpx/s, "
+            f"{len(want_features)} polygons",
+            flush=True,
+        )
+        best: dict[int, float] = {}
+        identical: dict[int, bool] = {}
+        for repeat in range(args.repeats):
+            for n in sizes:
+                ray.init(num_cpus=n, include_dashboard=False, logging_level=logging.WARNING)
+                try:
+                    ray.get([warm.remote() for _ in range(2 * n)])  # workers started, imports done
+                    seconds, sha, got = on_ray(ray, refs, entries, root / f"ray{n}-{repeat}", n)
+                finally:
+                    ray.shutdown()
+                best[n] = min(best.get(n, seconds), seconds)
+                identical[n] = identical.get(n, True) and sha == want_sha and got == want_features
+                print(
+                    f"  Ray {n} worker(s), {n} band(s), run {repeat + 1}: {seconds:6.1f} s",
+                    flush=True,
+                )
+        first = sizes[0]
+        for n in sizes:
+            print(
+                f"Ray {n} worker(s): best {best[n]:6.1f} s, {px / 1e6 / best[n] / n:5.2f} Mpx/s "
+                f"per worker, {best[first] / best[n]:4.2f}x {first} worker(s); COGs and "
+                f"polygons identical to one process: {identical[n]}"
+            )
+
+
+if __name__ == "__main__":
+    main()
