@@ -155,6 +155,39 @@ def test_a_worker_killed_mid_shard_is_retried_and_resumes(
     assert not list((out / "tiles").glob(".*"))  # no temporary left behind
 
 
+def test_one_region_in_bands_on_ray_equals_one_process(
+    cluster, scene, single, make_bundle, tmp_path, caplog
+):
+    """The products of one region cut into 3 bands of 64 px rows (merge and polygons), as Ray
+    tasks on both nodes: the same COG bytes and features as one process with those blocks."""
+    import shutil
+
+    from tilecast.apps.rts.launch import _products_on_ray
+    from tilecast.merge import merge_output
+    from tilecast.vector.job import vectorize_output
+
+    basemap, _ = scene
+    outputs = {}
+    for name in ("ray", "one"):
+        outputs[name] = tmp_path / name
+        for folder in ("tiles", "logs"):
+            shutil.copytree(single / folder, outputs[name] / folder)
+    config = config_for(make_bundle("export"), basemap, outputs["ray"])
+    merge_output(str(outputs["one"]), block=64)
+    vectorize_output(str(outputs["one"]), block=64)
+    caplog.set_level("INFO", logger="tilecast")
+    ray.init(address=cluster.address, logging_level="WARNING")
+    try:
+        made = _products_on_ray(
+            ray, config, str(outputs["ray"]), bands=3, merge_block=64, vector_block=64
+        )
+    finally:
+        ray.shutdown()
+    assert "vectors/rts_predictions.gpkg" in made
+    assert "(3 bands)" in caplog.text  # the region was cut: the test tests bands
+    assert_same_products(outputs["ray"], outputs["one"])
+
+
 def test_a_missing_extra_is_one_sentence():
     from tilecast.optional import MissingExtraError, import_optional
 
