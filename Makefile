@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-v4
+STAMP  := $(VENV)/.installed-v5
 DEMO   := demo_out
 
 .PHONY: demo predict-demo bench bench-peer test lint format model clean help
@@ -13,6 +13,7 @@ help:
 	@echo "make bench  throughput, read amplification, host CPU per tile (bench/throughput.py, bench/host_ceiling.py)"
 	@echo "make bench-peer  the job against MONAI's sliding window (installs the bench extra)"
 	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
+	@echo "make test-compat  smp_unet/smp_unetplusplus against real segmentation_models_pytorch (builds .venv-compat once, ~5.5 GB)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
 	@echo "make welllog-demo   three synthetic log scans through tilecast welllog run, scored from the LAS it wrote"
 	@echo "make welllog-model  retrain the well-log digitiser, rebuild models/welllog-demo (3-8 minutes)"
@@ -45,10 +46,31 @@ bench-peer: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/vs_monai.py --demo-dir $(DEMO)
 
-test: $(STAMP)
+# tilecast's smp architectures against real segmentation_models_pytorch, in a side venv that
+# has smp (and the CUDA torch it pulls; it runs on the CPU). Built once and kept (5.6 GB; about
+# 1.5 minutes to build on a fast network, then about 1.5 minutes per run); `make test` builds
+# it too and runs tests/compat with the rest (they skip without it). `tilecast bundle create`
+# runs there from this checkout (installed --no-deps, plus its light dependencies). The stamp
+# is written only after both installs succeed, so an interrupted build is finished next run.
+COMPAT       := .venv-compat
+COMPAT_STAMP := $(COMPAT)/.installed-v1
+COMPAT_PINS  := torch==2.14.1 torchvision==0.29.1 segmentation-models-pytorch==0.6.0
+COMPAT_LIGHT := 'pydantic>=2.6' 'pyyaml>=6.0' 'click>=8.1' 'fsspec>=2024.6' 'numpy>=1.26'
+
+$(COMPAT_STAMP):
+	test -x $(COMPAT)/bin/python || $(PYTHON) -m venv $(COMPAT)
+	$(COMPAT)/bin/python -m pip install --quiet $(COMPAT_PINS) $(COMPAT_LIGHT)
+	$(COMPAT)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+test: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
-	$(BIN)/pytest -q
+	TILECAST_COMPAT_VENV=$(abspath $(COMPAT)) $(BIN)/pytest -q
+
+.PHONY: test-compat
+test-compat: $(STAMP) $(COMPAT_STAMP)
+	TILECAST_COMPAT_VENV=$(abspath $(COMPAT)) $(BIN)/pytest -q -rs tests/compat
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts bench

@@ -107,7 +107,7 @@ class GoldenSpec(_Strict):
 
 
 class ModelSpec(_Strict):
-    format: Literal["export", "state_dict", "torchscript"]
+    format: Literal["export", "state_dict", "torchscript", "onnx"]
     file: str
     architecture: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)

@@ -8,10 +8,11 @@ alignment, the model spec, the golden list) are computed here, never typed by ha
 from __future__ import annotations
 
 import io
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 
 import tilecast
+from tilecast.bundle import smp_config
+from tilecast.bundle.checkpoints import load_weights, read_checkpoint
 from tilecast.bundle.contract import (
     Alignment,
     Contract,
@@ -38,8 +41,6 @@ from tilecast.bundle.formats import (
     LoadContext,
     assemble,
     export_program,
-    extract_state_dict,
-    load_state_dict_into,
 )
 from tilecast.bundle.frozen import InferenceModel
 from tilecast.bundle.golden import (
@@ -55,8 +56,14 @@ from tilecast.bundle.stats import md5_hex, parse_stats
 from tilecast.errors import BundleError, ContractError
 from tilecast.io import storage
 
-ModelFormat = Literal["export", "state_dict"]
-MODEL_FILES: dict[str, str] = {"export": "model.pt2", "state_dict": "best_model.pth"}
+log = logging.getLogger(__name__)
+
+ModelFormat = Literal["export", "state_dict", "onnx"]
+MODEL_FILES: dict[str, str] = {
+    "export": "model.pt2",
+    "state_dict": "best_model.pth",
+    "onnx": "model.onnx",
+}
 DEFAULT_BAKED = ("scale_values", "normalize")
 
 
@@ -79,8 +86,13 @@ class ContractDraft(BaseModel):
     )
 
 
-def producer() -> dict[str, str]:
-    return {"name": "tilecast", "version": tilecast.__version__, "torch": torch.__version__}
+def producer(**extra: str) -> dict[str, str]:
+    return {
+        "name": "tilecast",
+        "version": tilecast.__version__,
+        "torch": torch.__version__,
+        **extra,
+    }
 
 
 def _derive_alignment(net: nn.Module, draft: ContractDraft) -> int:
@@ -112,7 +124,12 @@ def make_contract(
     architecture: str | None,
     golden_files: Sequence[str],
     golden_source: Literal["training", "bundle"],
+    params: Mapping[str, Any] | None = None,
 ) -> Contract:
+    """The contract for ``net``; ``params`` are the architecture's parameters (default: the
+    net's ``config``, as tilecast's architectures keep it)."""
+    if params is None:
+        params = getattr(net, "config", {})
     alignment = _derive_alignment(net, draft)
     stats = parse_stats(
         stats_bytes,
@@ -136,7 +153,7 @@ def make_contract(
                 format=model_format,
                 file=MODEL_FILES[model_format],
                 architecture=architecture,
-                params=dict(getattr(net, "config", {})) if architecture else {},
+                params=dict(params) if architecture else {},
                 classes=_probe_classes(net, draft, alignment),
             ),
             golden=GoldenSpec(
@@ -157,11 +174,16 @@ def create_bundle(
     architecture: str | None = None,
     training_golden: Sequence[GoldenPair] = (),
     overwrite: bool = False,
+    params: Mapping[str, Any] | None = None,
+    built_by: str | None = None,
 ) -> Bundle:
     """Write a verified bundle for ``net`` and return it loaded back from ``out``.
 
     With ``training_golden`` pairs (made by the training code), the serving path must reproduce
     them before anything is written: train/serve skew stops the bundle from being created.
+    ``params`` are the registered architecture's parameters when ``net`` does not keep them as
+    ``net.config`` (a network built by another library); ``built_by`` names that library in
+    the manifest's producer record.
     """
     if model_format == "state_dict" and not architecture:
         raise ContractError("a state_dict bundle needs a registered architecture name")
@@ -175,6 +197,7 @@ def create_bundle(
         architecture=architecture,
         golden_files=golden_names,
         golden_source="training" if training_golden else "bundle",
+        params=params,
     )
     stats = parse_stats(
         stats_bytes,
@@ -213,18 +236,28 @@ def create_bundle(
     else:
         m = contract.alignment.multiple
         example = torch.zeros(2, contract.input.channels, 2 * m, 2 * m)
-        model_bytes = export_program(assemble(net, ctx), contract=contract, example=example)
+        if model_format == "onnx":
+            from tilecast.bundle.onnx_format import export_onnx
+
+            model_bytes = export_onnx(assemble(net, ctx), contract=contract, example=example)
+        else:
+            model_bytes = export_program(assemble(net, ctx), contract=contract, example=example)
     contents = {
         CONTRACT_NAME: (contract.model_dump_json(indent=2) + "\n").encode(),
         contract.stats.file: stats_bytes,
         contract.model.file: model_bytes,
         **{f"{GOLDEN_DIR}/{p.name}": p.to_bytes() for p in pairs},
     }
-    return write_bundle(contents, out=out, overwrite=overwrite)
+    extra = {"model_built_by": built_by} if built_by else {}
+    return write_bundle(contents, out=out, overwrite=overwrite, producer_extra=extra)
 
 
 def write_bundle(
-    contents: dict[str, bytes], *, out: str | os.PathLike[str], overwrite: bool
+    contents: dict[str, bytes],
+    *,
+    out: str | os.PathLike[str],
+    overwrite: bool,
+    producer_extra: Mapping[str, str] | None = None,
 ) -> Bundle:
     """Write files plus manifest to a temporary sibling, verify it by loading, move into place."""
     if not storage.is_local(out):
@@ -235,7 +268,7 @@ def write_bundle(
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise BundleError(f"{final}: exists and is not empty; pass overwrite to replace it")
     final.parent.mkdir(parents=True, exist_ok=True)
-    manifest = build_manifest(contents, producer=producer())
+    manifest = build_manifest(contents, producer=producer(**(producer_extra or {})))
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; a bundle is for sharing
     try:
@@ -281,7 +314,12 @@ class TrainingPost(_Loose):
 
 
 class TrainingConfig(_Loose):
-    """The parts of the training team's ``config.yaml`` a bundle needs; other keys are ignored."""
+    """The parts of the training team's ``config.yaml`` a bundle needs; other keys are ignored.
+
+    ``architecture`` is a registered tilecast architecture (``{name, params}``), or an smp model
+    in smp's own terms, which :func:`read_training_config` turns into one
+    (:mod:`tilecast.bundle.smp_config`).
+    """
 
     model_name: str
     model_version: str
@@ -290,10 +328,30 @@ class TrainingConfig(_Loose):
     postprocessing: TrainingPost
 
 
+def channel_count(channel_order: str) -> int:
+    """The number of input channels a channel order names (``L`` and ``GRAY`` are one)."""
+    return 1 if channel_order in ("L", "GRAY") else len(channel_order)
+
+
 def read_training_config(data: bytes, *, where: str) -> TrainingConfig:
+    """Parse ``config.yaml``; an smp model description becomes a registered architecture."""
     try:
-        return TrainingConfig.model_validate(yaml.safe_load(data))
-    except (yaml.YAMLError, ValidationError) as exc:
+        raw = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{where}: not a usable training config: {exc}") from exc
+    if not isinstance(raw, Mapping):
+        raise ContractError(
+            f"{where}: not a usable training config: expected a mapping, found {type(raw).__name__}"
+        )
+    section = raw.get("input")
+    order = section.get("channel_order") if isinstance(section, Mapping) else None
+    channels = channel_count(order) if isinstance(order, str) else None
+    described = smp_config.describe(raw, channels=channels, where=where)
+    if described is not None:
+        raw = {**raw, "architecture": described}
+    try:
+        return TrainingConfig.model_validate(raw)
+    except ValidationError as exc:
         raise ContractError(f"{where}: not a usable training config: {exc}") from exc
 
 
@@ -305,7 +363,12 @@ def create_from_training_dir(
     baked: Sequence[str] = DEFAULT_BAKED,
     overwrite: bool = False,
 ) -> Bundle:
-    """``best_model.pth`` + ``normalization_stats.json`` + ``config.yaml`` (+ ``golden/``) -> bundle."""
+    """``best_model.pth`` + ``normalization_stats.json`` + ``config.yaml`` (+ ``golden/``) -> bundle.
+
+    An architecture that mirrors a segmentation_models_pytorch model (``smp_unet``,
+    ``smp_unetplusplus``) is built by smp itself when smp is importable, so the program is
+    smp's; otherwise by tilecast's implementation, which loads the same state_dict keys.
+    """
     from tilecast.models import build_model
 
     src = os.fspath(src).rstrip("/")
@@ -316,20 +379,27 @@ def create_from_training_dir(
     config = read_training_config(
         storage.read_bytes(f"{src}/config.yaml"), where=f"{src}/config.yaml"
     )
-    net = build_model(config.architecture.name, config.architecture.params)
-    checkpoint = torch.load(
-        io.BytesIO(storage.read_bytes(f"{src}/best_model.pth")),
-        map_location="cpu",
-        weights_only=True,
-    )
+    architecture = config.architecture
+    # tilecast's implementation checks the parameters and knows the alignment in any case
+    net = build_model(architecture.name, architecture.params)
+    params = dict(getattr(net, "config", architecture.params))
+    built = smp_config.build_with_smp(net)
+    if built is not None:
+        net, built_by = built
+        log.info("%s %s: built by %s", architecture.name, params, built_by)
     where = f"{src}/best_model.pth"
-    load_state_dict_into(net, extract_state_dict(checkpoint, where=where), where=where)
+    load_weights(
+        net,
+        read_checkpoint(storage.read_bytes(where), where=where),
+        where=where,
+        architecture=f"{architecture.name} {params}",
+    )
     spec = config.input
     draft = ContractDraft(
         name=config.model_name,
         version=config.model_version,
         input=InputSpec(
-            channels=len(spec.channel_order) if spec.channel_order not in ("L", "GRAY") else 1,
+            channels=channel_count(spec.channel_order),
             channel_order=spec.channel_order,
             dtype=spec.dtype,
             value_scaling=spec.value_scaling,
@@ -342,6 +412,7 @@ def create_from_training_dir(
             labels=config.postprocessing.labels,
             threshold=config.postprocessing.threshold,
         ),
+        alignment_multiple=None if built is None else 2 ** params["encoder_depth"],
     )
     golden = [
         GoldenPair.from_bytes(
@@ -358,9 +429,11 @@ def create_from_training_dir(
         stats_bytes=storage.read_bytes(f"{src}/normalization_stats.json"),
         out=out,
         model_format=model_format,
-        architecture=config.architecture.name,
+        architecture=architecture.name,
         training_golden=golden,
         overwrite=overwrite,
+        params=params,
+        built_by=None if built is None else built[1],
     )
 
 
@@ -405,10 +478,7 @@ def create_from_python(
         )
     if weights is not None:
         where = os.fspath(weights)
-        checkpoint = torch.load(
-            io.BytesIO(storage.read_bytes(weights)), map_location="cpu", weights_only=True
-        )
-        load_state_dict_into(net, extract_state_dict(checkpoint, where=where), where=where)
+        load_weights(net, read_checkpoint(storage.read_bytes(weights), where=where), where=where)
     return create_bundle(
         net,
         read_draft(storage.read_bytes(draft), where=os.fspath(draft)),

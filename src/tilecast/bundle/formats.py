@@ -76,7 +76,12 @@ def _load_export(data: bytes, ctx: LoadContext) -> InferenceModel:
     try:
         program = torch.export.load(io.BytesIO(data), extra_files=extra)
     except Exception as exc:  # torch raises many types for a corrupt archive
-        raise BundleError(f"{ctx.where}: not a torch.export program ({exc})") from exc
+        raise BundleError(
+            f"{ctx.where}: not a torch.export program that torch {torch.__version__} can load "
+            f"({exc}); a program is only sure to load on the torch release that exported it "
+            "(manifest.json: producer.torch): serve it with that release, or re-create the "
+            f"bundle with torch {torch.__version__} (tilecast bundle create)"
+        ) from exc
     digest = ctx.contract.digest()
     if extra[EXTRA_DIGEST] != digest:
         raise BundleIntegrityError(
@@ -91,21 +96,11 @@ def _load_export(data: bytes, ctx: LoadContext) -> InferenceModel:
 
 
 def extract_state_dict(checkpoint: Any, *, where: str) -> Mapping[str, torch.Tensor]:
-    """A state_dict from a bare state_dict or a full checkpoint dict (DataParallel prefixes stripped)."""
-    if isinstance(checkpoint, Mapping):
-        for key in ("state_dict", "model_state_dict", "model"):
-            inner = checkpoint.get(key)
-            if isinstance(inner, Mapping):
-                checkpoint = inner
-                break
-    if not isinstance(checkpoint, Mapping) or not all(
-        isinstance(v, torch.Tensor) for v in checkpoint.values()
-    ):
-        raise BundleError(
-            f"{where}: expected a state_dict or a checkpoint dict with 'state_dict', "
-            f"found {type(checkpoint).__name__}"
-        )
-    return {k.removeprefix("module."): v for k, v in checkpoint.items()}
+    """A state_dict from a bare state_dict or a training checkpoint dict, wrapper prefixes
+    (DataParallel, Lightning, torch.compile) stripped: :mod:`tilecast.bundle.checkpoints`."""
+    from tilecast.bundle.checkpoints import state_dict_from
+
+    return state_dict_from(checkpoint, where=where)
 
 
 def build_network(ctx: LoadContext) -> nn.Module:

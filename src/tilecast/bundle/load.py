@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from tilecast.bundle import onnx_format  # noqa: F401  (registers model format "onnx")
 from tilecast.bundle.contract import Contract
 from tilecast.bundle.formats import LoadContext, load_model
 from tilecast.bundle.frozen import InferenceModel

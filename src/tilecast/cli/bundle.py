@@ -28,10 +28,11 @@ def bundle() -> None:
 @click.option(
     "--format",
     "model_format",
-    type=click.Choice(["export", "state_dict"]),
+    type=click.Choice(["export", "state_dict", "onnx"]),
     default="export",
     show_default=True,
-    help="export: a torch.export program (model.pt2); state_dict: weights + architecture name.",
+    help="export: a torch.export program (model.pt2); state_dict: weights + architecture name; "
+    "onnx: an ONNX graph (model.onnx, opset 18) run with onnxruntime (the onnx extra).",
 )
 @click.option(
     "--bake",
@@ -59,8 +60,11 @@ def create(
 
     SOURCE holds best_model.pth (state_dict or checkpoint dict), normalization_stats.json and
     config.yaml, and optionally golden/*.npz pairs made by the training code, which the
-    serving path must reproduce before the bundle is written. Or give --model-factory,
-    --draft and --stats to bundle a model defined in Python.
+    serving path must reproduce before the bundle is written. config.yaml names a tilecast
+    architecture, or a segmentation_models_pytorch model in smp's terms (architecture: Unet or
+    UnetPlusPlus, encoder_name: resnet18/34/50, ...), built by smp when it is installed, else
+    by tilecast's own implementation of it. Or give --model-factory, --draft and --stats to
+    bundle a model defined in Python.
     """
     from tilecast.bundle import create_from_training_dir
     from tilecast.bundle.create import DEFAULT_BAKED, create_from_python

@@ -6,6 +6,8 @@ import click
 
 from tilecast import __version__
 from tilecast.cli.bundle import bundle
+from tilecast.cli.bundle_import import import_onnx
+from tilecast.cli.bundle_tracking import log_bundle, pull_bundle
 from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
 from tilecast.cli.rts import rts
@@ -22,6 +24,9 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(predict)
+bundle.add_command(log_bundle)
+bundle.add_command(pull_bundle)
+bundle.add_command(import_onnx)
 cli.add_command(bundle)
 rts.add_command(launch)
 cli.add_command(rts)

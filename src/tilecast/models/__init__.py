@@ -3,5 +3,14 @@
 from tilecast.models.registry import ARCHITECTURES, architecture_names, build_model, register
 from tilecast.models.resnet_unet import ResNetUnet
 from tilecast.models.unet import UNet
+from tilecast.models.unetplusplus import ResNetUnetPlusPlus
 
-__all__ = ["ARCHITECTURES", "ResNetUnet", "UNet", "architecture_names", "build_model", "register"]
+__all__ = [
+    "ARCHITECTURES",
+    "ResNetUnet",
+    "ResNetUnetPlusPlus",
+    "UNet",
+    "architecture_names",
+    "build_model",
+    "register",
+]

@@ -7,7 +7,8 @@ neither smp nor torchvision. Its parameter and buffer names and shapes are exact
 ``smp.Unet(encoder_name=..., encoder_weights=None, in_channels=C, classes=K)`` (smp 0.6.0,
 ``decoder_use_batchnorm=True``, no attention), so a training checkpoint loads with
 ``load_state_dict(strict=True)`` and gives the same outputs
-(``scripts/check_smp_compat.py`` checks both against real smp).
+(``scripts/check_smp_compat.py`` and ``tests/compat/``, run by ``make test-compat``, check
+both against real smp).
 
 Layout, shallow to deep (``encoder_depth`` 5, ``H x W`` input)::
 
@@ -48,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -193,8 +194,9 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(_conv3x3(cin, cout), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class _DecoderBlock(nn.Module):
-    """Nearest 2x upsampling, concatenation with the skip (if any), then two conv-BN-ReLU."""
+class DecoderBlock(nn.Module):
+    """Nearest 2x upsampling, concatenation with the skip (if any), then two conv-BN-ReLU
+    (``conv1``, ``conv2``); shared with the U-Net++ decoder (:mod:`tilecast.models.unetplusplus`)."""
 
     def __init__(self, cin: int, skip: int, cout: int) -> None:
         super().__init__()
@@ -218,7 +220,7 @@ class UnetDecoder(nn.Module):
         inputs = [deep_first[0], *decoder_channels[:-1]]
         skips = [*deep_first[1:], 0]
         self.blocks = nn.ModuleList(
-            _DecoderBlock(cin, skip, cout)
+            DecoderBlock(cin, skip, cout)
             for cin, skip, cout in zip(inputs, skips, decoder_channels, strict=True)
         )
 
@@ -250,10 +252,49 @@ def _resolve_decoder_channels(channels: Sequence[int], depth: int) -> tuple[int,
     return tuple(_positive_int(f"decoder_channels[{i}]", c) for i, c in enumerate(channels))
 
 
+def check_params(
+    *,
+    encoder_name: Any,
+    in_channels: Any,
+    classes: Any,
+    decoder_channels: Any,
+    encoder_depth: Any,
+) -> tuple[ResNetSpec, tuple[int, ...]]:
+    """Check the parameters smp's ResNet-encoder models share; returns the encoder's
+    :class:`ResNetSpec` and the decoder widths, or raises :class:`ContractError` naming the
+    parameter, what it must be and what was given."""
+    spec = RESNETS.get(encoder_name) if isinstance(encoder_name, str) else None
+    if spec is None:
+        raise ContractError(
+            f"encoder_name must be one of {', '.join(map(repr, RESNETS))}; "
+            f"{encoder_name!r} is given"
+        )
+    _positive_int("in_channels", in_channels)
+    _positive_int("classes", classes)
+    if isinstance(encoder_depth, bool) or encoder_depth not in ENCODER_DEPTHS:
+        raise ContractError(
+            f"encoder_depth must be one of {', '.join(map(str, ENCODER_DEPTHS))}; "
+            f"{encoder_depth!r} is given"
+        )
+    return spec, _resolve_decoder_channels(decoder_channels, encoder_depth)
+
+
+def init_weights(model: nn.Module) -> None:
+    """He et al. 2015 ("Delving Deep into Rectifiers") for every conv (normal, ReLU gain,
+    fan-out), conv biases 0; BatchNorm keeps PyTorch's defaults (see the module doc)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+
 @register("smp_unet")
 class ResNetUnet(nn.Module):
     """U-Net with a ResNet encoder returning logits ``(N, classes, H, W)`` for input
     ``(N, in_channels, H, W)``; state_dict-compatible with ``smp.Unet`` (see the module doc)."""
+
+    smp_class: ClassVar[str] = "Unet"  # the segmentation_models_pytorch class this mirrors
 
     def __init__(
         self,
@@ -265,20 +306,13 @@ class ResNetUnet(nn.Module):
         encoder_depth: int = 5,
     ) -> None:
         super().__init__()
-        spec = RESNETS.get(encoder_name) if isinstance(encoder_name, str) else None
-        if spec is None:
-            raise ContractError(
-                f"encoder_name must be one of {', '.join(map(repr, RESNETS))}; "
-                f"{encoder_name!r} is given"
-            )
-        _positive_int("in_channels", in_channels)
-        _positive_int("classes", classes)
-        if isinstance(encoder_depth, bool) or encoder_depth not in ENCODER_DEPTHS:
-            raise ContractError(
-                f"encoder_depth must be one of {', '.join(map(str, ENCODER_DEPTHS))}; "
-                f"{encoder_depth!r} is given"
-            )
-        resolved = _resolve_decoder_channels(decoder_channels, encoder_depth)
+        spec, resolved = check_params(
+            encoder_name=encoder_name,
+            in_channels=in_channels,
+            classes=classes,
+            decoder_channels=decoder_channels,
+            encoder_depth=encoder_depth,
+        )
         self.encoder_depth = encoder_depth
         # Everything needed to rebuild this model with build_model("smp_unet", config); JSON-safe.
         self.config: dict[str, Any] = {
@@ -293,11 +327,7 @@ class ResNetUnet(nn.Module):
         self.segmentation_head = nn.Sequential(
             nn.Conv2d(resolved[-1], classes, kernel_size=3, padding=1)
         )
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+        init_weights(self)
 
     @property
     def alignment(self) -> int:
