@@ -3,8 +3,8 @@
     python bench/products_parallel.py [--side 4096] [--tile 512] [--step 256] [--repeats 2]
                                       [--workers 1,2] [--workdir DIR]
 
-Writes synthetic per-tile predictions over one ``side`` x ``side`` region (the tiles of
-``bench/merge_memory.py``: blocky probabilities, winning scales, NoData patches), makes its
+Writes synthetic per-tile predictions over one ``side`` x ``side`` region (crops of one blocky
+probability field with many small objects, winning scales, NoData patches), makes its
 products once in this process (``merge_region`` then ``vectorize_region``, one band: the
 reference), then on a local Ray cluster of N CPUs for each N of ``--workers``, cut into N bands,
 through the task functions ``tilecast rts launch`` runs (``merge_band`` per band,
@@ -28,10 +28,15 @@ from pathlib import Path
 import shapely
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from merge_memory import GRID, lattice, make_tiles
+import numpy as np
+from affine import Affine
+from merge_memory import GRID, lattice
 
+from tilecast.apps.rts.launch import MEASURE_CHUNKS_PER_BAND
+from tilecast.grid import window_transform
 from tilecast.io import merge_scratch
 from tilecast.io.mosaic_reader import read_grid
+from tilecast.io.raster import Georef, write_raster
 from tilecast.merge import (
     MOSAIC_LAYERS,
     TileRef,
@@ -54,6 +59,31 @@ from tilecast.vector.job import (
 THRESHOLD = 0.5
 MERGE_BLOCK = 1024
 VECTOR_BLOCK = 2048
+
+
+def make_tiles(directory: Path, side: int, tile: int, step: int, seed: int = 0) -> None:
+    """Tiles cut from one probability field over the region (overlapping tiles agree, as a
+    model's do on one scene): 64 px cells, about 4 % of them above 0.5, so the objects are
+    many and small as slumps are (the field of ``merge_memory.py`` is drawn per tile, and its
+    maximum over 4 overlapping tiles joins half the region into one polygon); winning scales;
+    a NoData patch in some tiles."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    cells = -(-side // 64)
+    coarse = (rng.random((cells, cells)) ** 16).astype(np.float32)
+    field = np.round(np.kron(coarse, np.ones((64, 64), np.float32)) * 64) / 64
+    for tile_id, window in lattice(side, tile, step):
+        prob = field[window.row : window.row_stop, window.col : window.col_stop]
+        scale = np.where(prob > 0.5, np.float32(0.5), np.float32(1.0))
+        data = np.stack([prob, scale]).astype(np.float32)
+        if rng.random() < 0.2:
+            data[:, : tile // 4, : tile // 3] = -1.0
+        write_raster(
+            directory / f"{tile_id}.tif",
+            data,
+            georef=Georef(crs=GRID.crs, transform=Affine(*window_transform(GRID, window))),
+            nodata=-1.0,
+        )
 
 
 def sha256(path: Path) -> str:
@@ -92,7 +122,11 @@ def single_process(refs, entries, out: Path) -> tuple[float, dict[str, str], lis
     return elapsed, {k: sha256(Path(v)) for k, v in paths.items()}, features(records)
 
 
-def on_ray(ray, refs, entries, out: Path, bands: int) -> tuple[float, dict[str, str], list]:
+def on_ray(
+    ray, refs, entries, out: Path, bands: int, phases: dict[str, float]
+) -> tuple[float, dict[str, str], list]:
+    """The products as Ray tasks; ``phases`` gets the time since the start at which each
+    phase ended."""
     out.mkdir(parents=True, exist_ok=True)
     paths = outputs(out)
     band_task = ray.remote(merge_band)
@@ -103,7 +137,8 @@ def on_ray(ray, refs, entries, out: Path, bands: int) -> tuple[float, dict[str, 
         joined = join_region(plan, pieces, chunks=chunks)
         return joined[0] if chunks == 1 else tuple(joined)  # one Ray object per chunk
 
-    join = ray.remote(join_chunks).options(num_returns=bands)
+    n_chunks = MEASURE_CHUNKS_PER_BAND * bands
+    join = ray.remote(join_chunks).options(num_returns=n_chunks)
     measure = ray.remote(measure_polygons)
     start = time.perf_counter()
     with merge_scratch.shared_scratch(paths["prob"]) as scratch:
@@ -120,16 +155,24 @@ def on_ray(ray, refs, entries, out: Path, bands: int) -> tuple[float, dict[str, 
         )
         job_ref = ray.put(job)
         done = [band_task.remote(job_ref, i) for i in range(len(job.bands))]
+        ray.wait(done, num_returns=len(done))
+        phases["merge bands"] = time.perf_counter() - start
         ray.get([assemble.remote(job_ref, layer, *done) for layer in MOSAIC_LAYERS])
+        phases["COGs"] = time.perf_counter() - start
     plan = plan_region_vectors(
         paths["binary"], paths["prob"], paths["scale"], tiles=entries, threshold=THRESHOLD,
         block=VECTOR_BLOCK, bands=bands, region="bench",
     )  # fmt: skip
     plan_ref = ray.put(plan)
     pieces = [polygonize.remote(plan_ref, i) for i in range(len(plan.bands))]
-    chunks = join.remote(plan_ref, bands, *pieces)
-    chunks = [chunks] if bands == 1 else chunks
+    ray.wait(pieces, num_returns=len(pieces))
+    phases["polygonize"] = time.perf_counter() - start
+    chunks = join.remote(plan_ref, n_chunks, *pieces)
+    chunks = [chunks] if n_chunks == 1 else chunks
+    ray.wait(chunks, num_returns=len(chunks))
+    phases["join"] = time.perf_counter() - start
     records = [r for part in ray.get([measure.remote(plan_ref, c) for c in chunks]) for r in part]
+    phases["measure"] = time.perf_counter() - start
     elapsed = time.perf_counter() - start
     return (
         elapsed,
@@ -184,13 +227,17 @@ def main() -> None:
                 ray.init(num_cpus=n, include_dashboard=False, logging_level=logging.WARNING)
                 try:
                     ray.get([warm.remote() for _ in range(2 * n)])  # workers started, imports done
-                    seconds, sha, got = on_ray(ray, refs, entries, root / f"ray{n}-{repeat}", n)
+                    phases: dict[str, float] = {}
+                    seconds, sha, got = on_ray(
+                        ray, refs, entries, root / f"ray{n}-{repeat}", n, phases
+                    )
                 finally:
                     ray.shutdown()
                 best[n] = min(best.get(n, seconds), seconds)
                 identical[n] = identical.get(n, True) and sha == want_sha and got == want_features
                 print(
-                    f"  Ray {n} worker(s), {n} band(s), run {repeat + 1}: {seconds:6.1f} s",
+                    f"  Ray {n} worker(s), {n} band(s), run {repeat + 1}: {seconds:6.1f} s "
+                    f"(phases end at: {', '.join(f'{k} {v:.1f}' for k, v in phases.items())})",
                     flush=True,
                 )
         first = sizes[0]

@@ -216,6 +216,11 @@ def launch(
     )
 
 
+#: Measuring tasks per band of a region's polygons: small ones, so that workers that finish
+#: early take more (one per band left a worker idle while the other measured the dearer chunk).
+MEASURE_CHUNKS_PER_BAND = 4
+
+
 def _cluster_cpus(ray: Any) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
@@ -384,22 +389,24 @@ def _vectorize_on_ray(
     bands: int,
     env: dict,
 ) -> None:
-    """A planning task; per region a task per band, one joining task, ``bands`` measuring
-    tasks; one writing task."""
+    """A planning task; per region a task per band, one joining task, measuring tasks
+    (``MEASURE_CHUNKS_PER_BAND`` per band: small ones, so that workers that finish early
+    take more); one writing task."""
     plan = ray.get(
         ray.remote(_plan_vectorize)
         .options(**env)
         .remote(output, threshold, settings.min_area_m2, block, bands)
     )
     polygonize = ray.remote(_polygonize_band).options(**env)
-    join = ray.remote(_join_region).options(**env, num_returns=bands)
+    chunks_per_region = MEASURE_CHUNKS_PER_BAND * bands
+    join = ray.remote(_join_region).options(**env, num_returns=chunks_per_region)
     measure = ray.remote(_measure_polygons).options(**env)
     measured: list[list[Any]] = []
     for region in plan.regions:
         region_ref = ray.put(region)
         pieces = [polygonize.remote(region_ref, index) for index in range(len(region.bands))]
-        chunks = join.remote(region_ref, bands, *pieces)
-        chunks = [chunks] if bands == 1 else chunks
+        chunks = join.remote(region_ref, chunks_per_region, *pieces)
+        chunks = [chunks] if chunks_per_region == 1 else chunks
         measured.append([measure.remote(region_ref, chunk) for chunk in chunks])
     write = ray.remote(_write_vectorized).options(**env)
     flat = [ref for refs in measured for ref in refs]
