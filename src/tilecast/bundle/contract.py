@@ -12,7 +12,21 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+
+from tilecast.bundle.classification import (
+    FixedResize,
+    ShorterSideCrop,
+    check_classification,
+    parse_resize,
+)
 
 CONTRACT_SCHEMA_VERSION = 1
 
@@ -28,10 +42,14 @@ STEP_ORDER: tuple[str, ...] = (
     "guard_sentinels",
     "reorder_channels",
     "fill_invalid",
+    "resize_image",
     "scale_values",
     "normalize",
     "pad_to_multiple",
 )
+# ``resize_image`` (classification only) is never a default step: a segmentation map must stay
+# aligned with the input's pixels.
+DEFAULT_STEPS = tuple(op for op in STEP_ORDER if op != "resize_image")
 BAKEABLE_STEPS = frozenset({"scale_values", "normalize"})
 REQUIRED_STEPS = ("guard_sentinels", "reorder_channels", "fill_invalid", "pad_to_multiple")
 
@@ -97,6 +115,22 @@ class Postprocessing(_Strict):
     positive_index: int = Field(
         default=-1, description="output channel that the threshold applies to"
     )
+    # classification: how many ranked labels each answer lists, and the held-out set the
+    # threshold was calibrated on. Left out of the serialised form when unset, so contracts
+    # that do not use them keep their bytes and digest.
+    top_k: int | None = Field(default=None, ge=1)
+    calibrated_on: str | None = Field(default=None, min_length=1)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        for key in _OPTIONAL_POSTPROCESSING:
+            if data.get(key) is None:
+                data.pop(key, None)
+        return data
+
+
+_OPTIONAL_POSTPROCESSING = ("top_k", "calibrated_on")
 
 
 class GoldenSpec(_Strict):
@@ -180,12 +214,27 @@ class Contract(_Strict):
                 "use reflect or replicate, or run the steps on the host"
             )
         n_labels = len(self.postprocessing.labels)
-        if n_labels != self.model.classes and not (self.model.classes == 1 and n_labels == 2):
+        resize = self.step("resize_image")
+        if resize is not None:
+            parse_resize(resize.params)
+        if self.task == "classification":
+            check_classification(self)
+        elif n_labels != self.model.classes and not (self.model.classes == 1 and n_labels == 2):
             raise ValueError(
                 f"postprocessing.labels has {n_labels} entries but the model has "
                 f"{self.model.classes} output classes"
             )
+        elif resize is not None:
+            raise ValueError(
+                "a resize_image step is for classification; a segmentation map must stay aligned "
+                "with the input's pixels"
+            )
         return self
+
+    @property
+    def resize(self) -> FixedResize | ShorterSideCrop | None:
+        step = self.step("resize_image")
+        return None if step is None else parse_resize(step.params)
 
     def step(self, op: str) -> Step | None:
         return next((s for s in self.preprocessing if s.op == op), None)
@@ -215,5 +264,5 @@ def default_steps(*, baked: tuple[str, ...] = (), fill: FillPolicy = "mean") -> 
             where="model" if op in baked else "host",
             params={"policy": fill} if op == "fill_invalid" else {},
         )
-        for op in STEP_ORDER
+        for op in DEFAULT_STEPS
     )

@@ -24,6 +24,7 @@ from torch import nn
 import tilecast
 from tilecast.bundle import smp_config
 from tilecast.bundle.checkpoints import load_weights, read_checkpoint
+from tilecast.bundle.classification import parse_resize
 from tilecast.bundle.contract import (
     Alignment,
     Contract,
@@ -109,9 +110,23 @@ def _derive_alignment(net: nn.Module, draft: ContractDraft) -> int:
     return draft.alignment_multiple
 
 
+def _model_side(steps: Sequence[Step], multiple: int, *, default: int) -> tuple[int, int]:
+    """(height, width) of a probe input: a classifier's resize output padded to the multiple,
+    else ``default`` x ``default``."""
+    resize = next((s for s in steps if s.op == "resize_image"), None)
+    if resize is None:
+        return default, default
+    try:
+        h, w = parse_resize(resize.params).output_hw
+    except ValueError as exc:
+        raise ContractError(f"invalid contract: {exc}") from None
+    return -(-h // multiple) * multiple, -(-w // multiple) * multiple
+
+
 def _probe_classes(net: nn.Module, draft: ContractDraft, alignment: int) -> int:
+    h, w = _model_side(draft.preprocessing, alignment, default=alignment)
     with torch.no_grad():
-        out = net(torch.zeros(1, draft.input.channels, alignment, alignment))
+        out = net(torch.zeros(1, draft.input.channels, h, w))
     return int(out.shape[1])
 
 
@@ -235,7 +250,8 @@ def create_bundle(
         model_bytes = buf.getvalue()
     else:
         m = contract.alignment.multiple
-        example = torch.zeros(2, contract.input.channels, 2 * m, 2 * m)
+        h, w = _model_side(contract.preprocessing, m, default=2 * m)
+        example = torch.zeros(2, contract.input.channels, h, w)
         if model_format == "onnx":
             from tilecast.bundle.onnx_format import export_onnx
 

@@ -3,7 +3,8 @@
 Pairs produced by the training side (``source: training``) prove train/serve parity; pairs
 produced at ``bundle create`` (``source: bundle``) prove the bundle still behaves as created.
 Each pair is ``golden/<name>.npz`` with ``input`` (C, H, W) in the contract's dtype,
-``output`` (K, H, W) probabilities, and optionally ``channel_order`` and ``nodata``.
+``output`` (K, H, W) probabilities ((K,) for a classifier), and optionally ``channel_order``
+and ``nodata``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def compute_output(
 ) -> np.ndarray:
     result = infer(contract, stats, model, pair_input, channel_order=channel_order, nodata=nodata)
     out = result.probabilities.copy()
-    out[:, ~result.valid] = np.nan
+    if out.ndim == 3:  # a classifier's (K,) answer has no pixels to mark
+        out[:, ~result.valid] = np.nan
     return out
 
 

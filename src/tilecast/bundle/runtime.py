@@ -17,18 +17,23 @@ import torch
 from tilecast.bundle.baked import scale_factors
 from tilecast.bundle.contract import Contract
 from tilecast.bundle.stats import NormalizationStats
-from tilecast.errors import InputError
+from tilecast.errors import BundleError, InputError
 from tilecast.prep import (
     Padding,
+    ResizePlan,
     SentinelPolicy,
+    Size,
     crop_padding,
     fill_invalid,
+    fixed_size_plan,
     guard_pixels,
     normalize,
     pad_to_multiple,
     reorder_channels,
     resize_bilinear,
+    resize_image,
     scale_values,
+    shorter_side_plan,
 )
 from tilecast.prep.arrays import Array, LazyCounts, as_tensor, numpy_dtype
 
@@ -72,6 +77,17 @@ def check_image(contract: Contract, image: Array, *, channel_order: str) -> None
         )
 
 
+def resize_plan(contract: Contract, height: int, width: int) -> ResizePlan | None:
+    """The contract's resize step for an image of this size (None: the contract has none)."""
+    spec = contract.resize
+    if spec is None:
+        return None
+    source = Size(height, width)
+    if spec.policy == "fixed":
+        return fixed_size_plan(source, Size(*spec.size))
+    return shorter_side_plan(source, shorter_side=spec.shorter_side, crop=Size(*spec.crop))
+
+
 def fill_value_mean(contract: Contract, stats: NormalizationStats) -> list[float]:
     """The channel means in input units (the fill step runs before scaling)."""
     offset, factor = scale_factors(contract)
@@ -103,6 +119,9 @@ def prepare(
     the NoData rule itself passes ``"nodata"`` and no ``nodata``, sparing the guard the same
     comparison). ``nodata`` is the raster's NoData value: the guard counts a pixel whose every
     channel holds it as ``"nodata"`` (GDAL's rule).
+    A classifier's ``resize_image`` step (the policy it was trained with: a fixed size, or the
+    shorter side then a centre crop) runs after the fill, so every image reaches the model
+    at the size it was trained at.
     ``resize_to`` resamples (bilinear) right after the invalid pixels are filled and before
     any value scaling, so no sentinel is ever interpolated: this is how a multi-scale job
     feeds a downsampled context through the same contract.
@@ -150,6 +169,14 @@ def prepare(
                     )
                 if resize_to is not None and tuple(array.shape[-2:]) != tuple(resize_to):
                     array = resize_bilinear(array, resize_to, align_corners=False)
+            case "resize_image":
+                spec = contract.resize
+                assert spec is not None
+                plan = resize_plan(contract, *array.shape[-2:])
+                assert plan is not None
+                array = resize_image(
+                    array, plan, interpolation=spec.interpolation, antialias=spec.antialias
+                )
             case "scale_values":
                 array = scale_values(
                     array,
@@ -185,11 +212,22 @@ def activate(contract: Contract, logits: torch.Tensor) -> torch.Tensor:
             return logits
 
 
+def check_class_outputs(contract: Contract, probabilities: torch.Tensor) -> None:
+    """A classifier's (N, K) outputs must match its label map, one name per output."""
+    labels = contract.postprocessing.labels
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(labels):
+        raise BundleError(
+            f"the classifier's label map names {len(labels)} labels, the model gives outputs "
+            f"of shape {tuple(probabilities.shape)} (expected (N, {len(labels)}))"
+        )
+
+
 @dataclass(frozen=True)
 class Inference:
     """Probabilities for one image at its own extent, with the validity mask."""
 
-    probabilities: np.ndarray  # float32 (K, H, W); values at invalid pixels are meaningless
+    # float32 (K, H, W), values at invalid pixels meaningless; a classifier's are (K,)
+    probabilities: np.ndarray
     valid: np.ndarray  # bool (H, W)
     sentinel_counts: Mapping[str, int]
     padding: Padding
@@ -224,8 +262,13 @@ def infer(
         resize_to=resize_to,
         device=device,
     )
-    probs = activate(contract, model(prepared.array[None]))[0]
-    out = crop_padding(probs, prepared.padding).cpu().numpy().astype(np.float32, copy=False)
+    probs = activate(contract, model(prepared.array[None]))
+    if contract.task == "classification":
+        check_class_outputs(contract, probs)
+        cropped = probs[0]
+    else:
+        cropped = crop_padding(probs[0], prepared.padding)
+    out = cropped.cpu().numpy().astype(np.float32, copy=False)
     return Inference(
         probabilities=out,
         valid=prepared.valid.cpu().numpy(),

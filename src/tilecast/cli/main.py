@@ -8,6 +8,7 @@ from tilecast import __version__
 from tilecast.cli.bundle import bundle
 from tilecast.cli.bundle_import import import_onnx
 from tilecast.cli.bundle_tracking import log_bundle, pull_bundle
+from tilecast.cli.classify import classify
 from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
 from tilecast.cli.rts import rts
@@ -24,6 +25,7 @@ def cli(verbose: int) -> None:
 
 
 cli.add_command(predict)
+cli.add_command(classify)
 bundle.add_command(log_bundle)
 bundle.add_command(pull_bundle)
 bundle.add_command(import_onnx)

@@ -101,6 +101,20 @@ def list_files(uri: str | os.PathLike[str]) -> list[str]:
     return sorted(p[len(root) + 1 :] for p in found)
 
 
+def glob(pattern: str) -> list[str]:
+    """URIs matching a glob pattern (``*``, ``?``, ``[...]``; ``**`` spans folders), sorted.
+
+    Remote matches keep the pattern's scheme (``s3://bucket/a/*.png`` gives ``s3://...``).
+    """
+    if not is_local(pattern):
+        fs, path = remote.filesystem(pattern)
+        found = remote.request(pattern, "list", lambda: fs.glob(path), fs=fs, path=path)
+        prefix = f"{remote.scheme(pattern)}://"
+        return sorted(prefix + p.lstrip("/") for p in found)
+    fs, path = fsspec.core.url_to_fs(pattern)
+    return sorted(p for p in fs.glob(path) if fs.isfile(p))
+
+
 def _list_remote(uri: str) -> list[str]:
     fs, root = remote.filesystem(uri)
     root = root.rstrip("/")

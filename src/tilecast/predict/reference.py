@@ -14,6 +14,7 @@ import numpy as np
 
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import Inference, infer
+from tilecast.errors import ContractError
 from tilecast.io.bands import split_alpha
 from tilecast.io.raster import RasterImage, read_raster, write_raster
 
@@ -95,6 +96,11 @@ def predict_image_file(
     contract's sentinels. ``channel_order`` names every band of the file (``RGBA``: band 4 is
     the alpha band, a mask rather than a channel).
     """
+    if bundle.contract.task != "segmentation":
+        raise ContractError(
+            f"{bundle.uri}: a {bundle.contract.task} bundle; predict writes a probability "
+            "raster for segmentation bundles (classify: tilecast classify)"
+        )
     image = read_raster(source, channel_order=channel_order)
     order = resolve_channel_order(image, channel_order, default=bundle.contract.input.channel_order)
     contract = bundle.contract

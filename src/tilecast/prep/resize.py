@@ -7,15 +7,18 @@ drift apart (no PIL, OpenCV or scipy resamplers with their own edge conventions)
 from __future__ import annotations
 
 import operator
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from tilecast.errors import InputError
+from tilecast.prep.resize_policy import ResizePlan
 
-__all__ = ["resize_bilinear"]
+__all__ = ["Interpolation", "resize_bilinear", "resize_image"]
+
+Interpolation = Literal["nearest", "bilinear", "bicubic", "area"]
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -65,6 +68,39 @@ def resize_bilinear(
         )
         result = resized if tensor.ndim == 4 else resized.squeeze(0)
     return result.numpy() if is_numpy else result
+
+
+def resize_image(
+    image: torch.Tensor,
+    plan: ResizePlan,
+    *,
+    interpolation: Interpolation,
+    antialias: bool,
+) -> torch.Tensor:
+    """Execute a resize plan on a float (C, H, W) or (N, C, H, W) tensor, where it lives.
+
+    The tensor must have the plan's source size; an unchanged size is not resampled, and the
+    crop is a slice of the resized tensor (no interpolation at its edges).
+    """
+    if tuple(image.shape[-2:]) != plan.source.hw:
+        raise InputError(
+            f"the resize plan is for a {plan.source} image, a {image.shape[-1]}x"
+            f"{image.shape[-2]} one is given"
+        )
+    out = image
+    if plan.resamples:
+        batch = image if image.ndim == 4 else image.unsqueeze(0)
+        corners = {"align_corners": False} if interpolation in ("bilinear", "bicubic") else {}
+        batch = F.interpolate(
+            batch.to(torch.float32),
+            size=plan.resized.hw,
+            mode=interpolation,
+            antialias=antialias,
+            **corners,
+        )
+        out = batch if image.ndim == 4 else batch.squeeze(0)
+    top, left = plan.offset_yx
+    return out[..., top : top + plan.crop.height, left : left + plan.crop.width]
 
 
 def _size(size: tuple[int, int]) -> tuple[int, int]:
