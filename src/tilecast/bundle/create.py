@@ -48,7 +48,7 @@ from tilecast.bundle.golden import (
     GOLDEN_DIR,
     GoldenPair,
     check_pair,
-    compute_output,
+    make_pairs,
     synthetic_inputs,
 )
 from tilecast.bundle.load import CONTRACT_NAME, TRAINING_LAYOUT, Bundle, load_bundle
@@ -227,23 +227,7 @@ def create_bundle(
     for pair in pairs:
         check_pair(pair, contract=contract, stats=stats, model=model, where="training golden")
     if not pairs:
-        pairs = [
-            GoldenPair(
-                name=name,
-                input=image,
-                output=compute_output(
-                    image,
-                    contract=contract,
-                    stats=stats,
-                    model=model,
-                    channel_order=contract.input.channel_order,
-                    nodata=nodata,
-                ),
-                channel_order=contract.input.channel_order,
-                nodata=nodata,
-            )
-            for name, image, nodata in synthetic_inputs(contract)
-        ]
+        pairs = make_pairs(contract, stats=stats, model=model)
     if model_format == "state_dict":
         buf = io.BytesIO()
         torch.save({k: v.detach().cpu() for k, v in net.state_dict().items()}, buf)

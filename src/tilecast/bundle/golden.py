@@ -151,3 +151,31 @@ def synthetic_inputs(
             image[0, 9, 11] = np.nan
         inputs.append((f"synthetic_{i:03d}.npz", image, nodata))
     return inputs
+
+
+def make_pairs(
+    contract: Contract,
+    *,
+    stats: NormalizationStats,
+    model: Callable[[torch.Tensor], torch.Tensor],
+) -> list[GoldenPair]:
+    """Golden pairs of :func:`synthetic_inputs` with the outputs the serving path gives now
+    (``source: bundle``: they pin the bundle's behaviour from then on)."""
+    order = contract.input.channel_order
+    return [
+        GoldenPair(
+            name=name,
+            input=image,
+            output=compute_output(
+                image,
+                contract=contract,
+                stats=stats,
+                model=model,
+                channel_order=order,
+                nodata=nodata,
+            ),
+            channel_order=order,
+            nodata=nodata,
+        )
+        for name, image, nodata in synthetic_inputs(contract)
+    ]

@@ -34,7 +34,7 @@ from tilecast.bundle.golden import (
     GOLDEN_DIR,
     GoldenPair,
     check_pair,
-    compute_output,
+    make_pairs,
     synthetic_inputs,
 )
 from tilecast.bundle.load import CONTRACT_NAME, Bundle
@@ -274,23 +274,7 @@ def import_onnx(
             hint = diagnose_scaling(pairs, contract, stats_obj, wrapped)
             raise GoldenMismatchError(f"{exc}{hint}") from exc
     if not pairs:
-        pairs = [
-            GoldenPair(
-                name=name,
-                input=image,
-                output=compute_output(
-                    image,
-                    contract=contract,
-                    stats=stats_obj,
-                    model=wrapped,
-                    channel_order=contract.input.channel_order,
-                    nodata=nodata,
-                ),
-                channel_order=contract.input.channel_order,
-                nodata=nodata,
-            )
-            for name, image, nodata in synthetic_inputs(contract)
-        ]
+        pairs = make_pairs(contract, stats=stats_obj, model=wrapped)
     contents = {
         CONTRACT_NAME: (contract.model_dump_json(indent=2) + "\n").encode(),
         contract.stats.file: stats_bytes,

@@ -47,7 +47,7 @@ near-constant map.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -289,12 +289,13 @@ def init_weights(model: nn.Module) -> None:
                 nn.init.zeros_(module.bias)
 
 
-@register("smp_unet")
-class ResNetUnet(nn.Module):
-    """U-Net with a ResNet encoder returning logits ``(N, classes, H, W)`` for input
-    ``(N, in_channels, H, W)``; state_dict-compatible with ``smp.Unet`` (see the module doc)."""
+class SmpEncoderDecoder(nn.Module):
+    """A ResNet encoder, a decoder and smp's 3x3 segmentation head, laid out as smp lays out
+    its models (``encoder.``, ``decoder.``, ``segmentation_head.0.``); subclasses name the
+    decoder (built from the encoder's channels and the decoder channels) and the smp class."""
 
-    smp_class: ClassVar[str] = "Unet"  # the segmentation_models_pytorch class this mirrors
+    smp_class: ClassVar[str]  # the segmentation_models_pytorch class mirrored
+    decoder_class: ClassVar[Callable[[Sequence[int], Sequence[int]], nn.Module]]
 
     def __init__(
         self,
@@ -314,7 +315,7 @@ class ResNetUnet(nn.Module):
             encoder_depth=encoder_depth,
         )
         self.encoder_depth = encoder_depth
-        # Everything needed to rebuild this model with build_model("smp_unet", config); JSON-safe.
+        # Everything needed to rebuild this model with build_model(its name, config); JSON-safe.
         self.config: dict[str, Any] = {
             "encoder_name": encoder_name,
             "in_channels": in_channels,
@@ -323,7 +324,7 @@ class ResNetUnet(nn.Module):
             "encoder_depth": encoder_depth,
         }
         self.encoder = ResNetEncoder(spec, in_channels=in_channels, depth=encoder_depth)
-        self.decoder = UnetDecoder(spec.out_channels(encoder_depth), resolved)
+        self.decoder = self.decoder_class(spec.out_channels(encoder_depth), resolved)
         self.segmentation_head = nn.Sequential(
             nn.Conv2d(resolved[-1], classes, kernel_size=3, padding=1)
         )
@@ -336,3 +337,12 @@ class ResNetUnet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.segmentation_head(self.decoder(self.encoder(x)))
+
+
+@register("smp_unet")
+class ResNetUnet(SmpEncoderDecoder):
+    """U-Net with a ResNet encoder returning logits ``(N, classes, H, W)`` for input
+    ``(N, in_channels, H, W)``; state_dict-compatible with ``smp.Unet`` (see the module doc)."""
+
+    smp_class: ClassVar[str] = "Unet"
+    decoder_class = UnetDecoder

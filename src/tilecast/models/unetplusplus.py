@@ -45,19 +45,15 @@ Untrained weights are initialised as ``smp_unet``'s are.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from tilecast.models.registry import register
 from tilecast.models.resnet_unet import (
-    DEFAULT_DECODER_CHANNELS,
     DecoderBlock,
-    EncoderName,
-    ResNetEncoder,
-    check_params,
-    init_weights,
+    SmpEncoderDecoder,
 )
 
 
@@ -115,49 +111,9 @@ class NestedDecoder(nn.Module):
 
 
 @register("smp_unetplusplus")
-class ResNetUnetPlusPlus(nn.Module):
+class ResNetUnetPlusPlus(SmpEncoderDecoder):
     """U-Net++ with a ResNet encoder returning logits ``(N, classes, H, W)`` for input
     ``(N, in_channels, H, W)``; state_dict-compatible with ``smp.UnetPlusPlus`` (module doc)."""
 
-    smp_class: ClassVar[str] = "UnetPlusPlus"  # the segmentation_models_pytorch class mirrored
-
-    def __init__(
-        self,
-        *,
-        encoder_name: EncoderName = "resnet34",
-        in_channels: int = 3,
-        classes: int = 1,
-        decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
-        encoder_depth: int = 5,
-    ) -> None:
-        super().__init__()
-        spec, resolved = check_params(
-            encoder_name=encoder_name,
-            in_channels=in_channels,
-            classes=classes,
-            decoder_channels=decoder_channels,
-            encoder_depth=encoder_depth,
-        )
-        self.encoder_depth = encoder_depth
-        # Everything needed to rebuild this model with build_model("smp_unetplusplus", config).
-        self.config: dict[str, Any] = {
-            "encoder_name": encoder_name,
-            "in_channels": in_channels,
-            "classes": classes,
-            "decoder_channels": list(resolved),
-            "encoder_depth": encoder_depth,
-        }
-        self.encoder = ResNetEncoder(spec, in_channels=in_channels, depth=encoder_depth)
-        self.decoder = NestedDecoder(spec.out_channels(encoder_depth), resolved)
-        self.segmentation_head = nn.Sequential(
-            nn.Conv2d(resolved[-1], classes, kernel_size=3, padding=1)
-        )
-        init_weights(self)
-
-    @property
-    def alignment(self) -> int:
-        """Input height and width must be multiples of this (``2 ** encoder_depth``)."""
-        return 2**self.encoder_depth
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.segmentation_head(self.decoder(self.encoder(x)))
+    smp_class: ClassVar[str] = "UnetPlusPlus"
+    decoder_class = NestedDecoder
