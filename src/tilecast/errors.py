@@ -51,3 +51,7 @@ class StorageError(TilecastError, OSError):
 
 class TilecastWarning(UserWarning):
     """Recoverable problems: logged, counted, and the run goes on."""
+
+
+class InputDriftError(InputError):
+    """The inputs are unlike what the model was trained on, and the run was told to fail."""

@@ -77,12 +77,14 @@ def scan(i: int, **changes):
 
 def test_health_and_contract(client, bundle, out):
     health = client.get("/health").json()
+    drift = health.pop("input_drift")
     assert health == {
         "status": "ok",
         "model": "welllog-tiny 0.0.1",
         "bundle_digest": bundle.digest,
         "out": out,
     }
+    assert drift["mode"] == "warn" and "judged" in drift
     contract = client.get("/contract").json()
     assert contract["bundle_digest"] == bundle.digest
     assert contract["contract"]["input"]["channels"] == 1

@@ -61,4 +61,40 @@ def parse_stats(
     bad_std = [s for s in stats.std if not (math.isfinite(s) and s > 0)]
     if bad_std:
         raise BundleError(f"{file}: std must be finite and > 0, found {list(stats.std)}")
+    check_quantiles(getattr(stats, "quantiles", None), channels=len(stats.mean), file=file)
     return stats
+
+
+def check_quantiles(raw: object, *, channels: int, file: str) -> None:
+    """Optional per-channel quantiles (``{"0.01": [...], "0.99": [...]}``, what input drift
+    compares value ranges with): levels in (0, 1), one finite value per channel, values not
+    decreasing with the level."""
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise BundleError(
+            f'{file}: quantiles must map a level to per-channel values ({{"0.01": [...]}}), '
+            f"found {type(raw).__name__}"
+        )
+    previous: list[float] | None = None
+    for level, values in sorted(raw.items(), key=lambda kv: _level(kv[0], file)):
+        if not (isinstance(values, list) and len(values) == channels):
+            raise BundleError(
+                f"{file}: quantile {level} must hold {channels} values (one per channel), "
+                f"found {values!r}"
+            )
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            raise BundleError(f"{file}: quantile {level} must be finite numbers, found {values}")
+        if previous is not None and any(v < p for v, p in zip(values, previous, strict=True)):
+            raise BundleError(f"{file}: quantile {level} is below a lower level's: {values}")
+        previous = list(values)
+
+
+def _level(key: object, file: str) -> float:
+    try:
+        level = float(key)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        level = math.nan
+    if not 0.0 < level < 1.0:
+        raise BundleError(f"{file}: a quantile level must be a number in (0, 1), found {key!r}")
+    return level

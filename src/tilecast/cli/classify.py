@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
-from tilecast.cli.options import EXIT_ERROR, channel_order_option, reports_errors
+from tilecast.cli.options import (
+    EXIT_ERROR,
+    channel_order_option,
+    input_drift_option,
+    reports_errors,
+)
 
 
 @click.command()
@@ -31,6 +36,7 @@ from tilecast.cli.options import EXIT_ERROR, channel_order_option, reports_error
     help="Results file, .csv or .jsonl (local, s3:// or gs://). Default: JSON Lines on stdout.",
 )
 @channel_order_option
+@input_drift_option
 @reports_errors
 def classify(
     bundle_uri: str,
@@ -39,6 +45,7 @@ def classify(
     batch_size: int,
     out: str | None,
     channel_order: str | None,
+    input_drift: str,
 ) -> None:
     """Classify INPUTS (PNG, JPEG, TIFF, GeoTIFF files, folders, globs or .txt lists of
     URIs; local, s3:// or gs://) with BUNDLE: one row per input with the label, confidence,
@@ -61,6 +68,7 @@ def classify(
         batch_size=batch_size,
         channel_order=channel_order,
         progress=ProgressRenderer(unit="images"),
+        input_drift=input_drift,
     )
     if out is None:
         click.echo(encode_rows(run.rows, fmt="jsonl"), nl=False)
@@ -74,6 +82,7 @@ def classify(
         f"{s.elapsed_s:.1f} s, {s.rate:.1f} images/s",
         "labels     " + (", ".join(f"{k} {v}" for k, v in s.labels.items()) or "none"),
         *(f"rejected   {uri}: {reason}" for uri, reason in s.rejections.items()),
+        *([f"input      {s.input_drift.summary()}"] if s.input_drift else []),
         *([f"results    {out}"] if out else []),
     ):
         click.echo(text, err=True)

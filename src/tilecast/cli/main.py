@@ -13,6 +13,7 @@ from tilecast.cli.options import setup_logging
 from tilecast.cli.predict import predict
 from tilecast.cli.rts import rts
 from tilecast.cli.rts_launch import launch
+from tilecast.cli.serve import serve
 from tilecast.cli.welllog import welllog
 
 
@@ -33,3 +34,4 @@ cli.add_command(bundle)
 rts.add_command(launch)
 cli.add_command(rts)
 cli.add_command(welllog)
+cli.add_command(serve)

@@ -28,6 +28,15 @@ channel_order_option = click.option(
     "interpretation, else RGB for 3 bands and L for 1.",
 )
 
+input_drift_option = click.option(
+    "--input-drift",
+    type=click.Choice(["warn", "fail"]),
+    default="warn",
+    show_default=True,
+    help="Inputs unlike the training data (another scaling, swapped bands, means far off, low "
+    "contrast): warn and go on, or fail (exit status 1) before any output is written.",
+)
+
 
 def setup_logging(verbosity: int) -> None:
     level = logging.WARNING - 10 * verbosity

@@ -55,6 +55,8 @@ def run(config_uri: str, tile_list_uri: str, shard: str | None, no_products: boo
     click.echo(f"reads      {stats.blocks_decoded} blocks decoded, {stats.cache_hits} cache hits")
     click.echo(f"tiles      {result.output}/tiles/")
     click.echo(f"run log    {result.log_uri}")
+    if result.input_drift is not None:
+        click.echo(f"input      {result.input_drift.summary()}")
     if shard is None and not no_products:
         _products(result.output, config.products, basemap=config.input.basemap)
     elif shard is None:

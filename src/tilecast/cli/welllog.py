@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tilecast.cli.options import reports_errors
+from tilecast.cli.options import input_drift_option, reports_errors
 
 
 @click.group()
@@ -22,8 +22,9 @@ def welllog() -> None:
 @click.option("--bundle", "bundle_uri", required=True, help="The digitiser's model bundle.")
 @click.option("--out", required=True, help="Output prefix (a folder, s3://... or gs://...).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@input_drift_option
 @reports_errors
-def run(scans: str, bundle_uri: str, out: str, batch_size: int) -> None:
+def run(scans: str, bundle_uri: str, out: str, batch_size: int, input_drift: str) -> None:
     """Digitise every scan; scans already committed under --out are skipped (resumable).
 
     Exit status 1 when any scan failed (rejected scans are listed but do not fail the run).
@@ -35,7 +36,13 @@ def run(scans: str, bundle_uri: str, out: str, batch_size: int) -> None:
 
     scan_list = read_scans(scans)
     bundle = load_bundle(bundle_uri)
-    job = WelllogJob(bundle, out, batch_size=batch_size, progress=ProgressRenderer(unit="scans"))
+    job = WelllogJob(
+        bundle,
+        out,
+        batch_size=batch_size,
+        progress=ProgressRenderer(unit="scans"),
+        input_drift=input_drift,
+    )
     summary = job.run(scan_list)
     counts = {s: summary.count(s) for s in ("accepted", "skipped", "rejected", "failed")}
     rate = counts["accepted"] / summary.elapsed_s if summary.elapsed_s else 0.0
@@ -45,6 +52,8 @@ def run(scans: str, bundle_uri: str, out: str, batch_size: int) -> None:
     )
     click.echo(f"time       {summary.elapsed_s:.1f} s ({rate:.2f} scans/s)")
     click.echo(f"output     {summary.out}/well=<uwi>/scan=<scan_id>/")
+    if summary.input_drift is not None:
+        click.echo(f"input      {summary.input_drift.summary()}")
     for outcome in summary.outcomes:
         if outcome.status in ("rejected", "failed"):
             click.echo(f"{outcome.status:<10} {outcome.scan}: {outcome.reason}")
@@ -59,15 +68,11 @@ def run(scans: str, bundle_uri: str, out: str, batch_size: int) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @reports_errors
 def serve(bundle_uri: str, out: str, host: str, port: int) -> None:
-    """Serve POST /scans, GET /health and GET /contract (needs the `serve` extra)."""
-    try:
-        import uvicorn
+    """Serve POST /scans, GET /health and GET /contract (needs the `serve` extra).
 
-        from tilecast.apps.welllog.service import create_app
-    except ImportError as exc:
-        raise click.ClickException(
-            f"{exc}; the service needs the serve extra: pip install 'tilecast[serve]'"
-        ) from exc
-    app = create_app(bundle_uri, out)
-    click.echo(f"serving {bundle_uri} on http://{host}:{port}, writing to {out}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    The same service as `tilecast serve BUNDLE --out OUT` (which this is an alias of).
+    """
+    from tilecast.cli.serve import run_service
+    from tilecast.serve.settings import ServeSettings
+
+    run_service(bundle_uri, out=out, host=host, port=port, settings=ServeSettings())

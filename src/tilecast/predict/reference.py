@@ -14,6 +14,7 @@ import numpy as np
 
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import Inference, infer
+from tilecast.drift import DriftMode, DriftMonitor, DriftVerdict
 from tilecast.errors import ContractError
 from tilecast.io.bands import split_alpha
 from tilecast.io.raster import RasterImage, read_raster, write_raster
@@ -42,6 +43,7 @@ class PredictResult:
     mask: str  # GDAL's rule that said which input pixels are valid (tilecast.io.bands)
     sentinel_counts: Mapping[str, int]
     confidence: ConfidenceSummary
+    input_drift: DriftVerdict
 
 
 def positive_probability(bundle: Bundle, result: Inference) -> np.ndarray:
@@ -88,13 +90,17 @@ def predict_image_file(
     destination: str | os.PathLike[str],
     *,
     channel_order: str | None = None,
+    input_drift: DriftMode = "warn",
 ) -> PredictResult:
     """Predict one raster untiled and write the probabilities with the input's georeferencing.
 
     Pixels where the input has no valid value are NoData (-1) in the output: GDAL's dataset
     mask (the internal mask, else the alpha band, else NoData in every band) and the
     contract's sentinels. ``channel_order`` names every band of the file (``RGBA``: band 4 is
-    the alpha band, a mask rather than a channel).
+    the alpha band, a mask rather than a channel). The valid pixels' statistics are judged
+    against the training statistics (:mod:`tilecast.drift`): a flag is logged and tagged on the
+    output (``input_drift="warn"``) or raises :class:`InputDriftError` before anything is
+    written.
     """
     if bundle.contract.task != "segmentation":
         raise ContractError(
@@ -113,6 +119,9 @@ def predict_image_file(
         nodata=image.nodata,
         valid=image.valid,
     )
+    drift = DriftMonitor.for_bundle(bundle, mode=input_drift)
+    drift.observe(image.array, result.valid, channel_order=order)
+    verdict = drift.enforce(os.fspath(source))
     out = result.probabilities.copy()
     out[:, ~result.valid] = PROBABILITY_NODATA
     labels = list(contract.postprocessing.labels)
@@ -131,6 +140,7 @@ def predict_image_file(
             "tilecast_threshold": contract.postprocessing.threshold,
             "tilecast_sentinel_counts": dict(result.sentinel_counts),
             "tilecast_source_channel_order": order,
+            "tilecast_input_drift": verdict.summary(),
         },
     )
     log.info(
@@ -153,4 +163,5 @@ def predict_image_file(
         mask=image.mask,
         sentinel_counts=dict(result.sentinel_counts),
         confidence=summary,
+        input_drift=verdict,
     )

@@ -26,7 +26,8 @@ class RunLog(BaseModel):
 
     schema_version: int = RUN_LOG_SCHEMA_VERSION
     # running (or killed) | complete | incomplete (finished, but some tiles are not done:
-    # final_check["not_done"] says why; rerunning retries them)
+    # final_check["not_done"] says why; rerunning retries them) | stopped (input_drift: fail
+    # and the input is unlike training: input_drift says why)
     status: str = "running"
     model_version: str
     model_checkpoint: str
@@ -60,6 +61,9 @@ class RunLog(BaseModel):
     # (wall: busy time summed over threads; cpu: those threads' CPU time; see run.stages)
     stage_seconds: dict[str, dict[str, int | float]] = Field(default_factory=dict)
     final_check: dict[str, Any] | None = None  # at the end: every listed tile done or skipped?
+    # the valid basemap pixels against the training statistics: mode, pooled verdict (flags
+    # with reasons, per-channel table), a verdict per region, and the moments a restart adds to
+    input_drift: dict[str, Any] | None = None
     tiles: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     def with_record(self, record: CompletedTiles) -> RunLog:

@@ -24,6 +24,7 @@ from tilecast.apps.classify.predictor import ClassPredictor
 from tilecast.apps.classify.results import Row, Summary, summarise
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import Prepared, prepare, resize_plan
+from tilecast.drift import DriftMode, DriftMonitor, PendingMoments
 from tilecast.errors import ContractError, InputError, StorageError
 from tilecast.io.raster import RasterImage, read_raster
 from tilecast.predict.reference import resolve_channel_order
@@ -44,6 +45,7 @@ class Loaded:
     size_wh: tuple[int, int] | None = None
     checks: tuple[str, ...] = ()
     reason: str = ""
+    drift: PendingMoments | None = None  # statistics of its valid raw pixels
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,11 @@ def checks_that_ran(
     return tuple(checks)
 
 
-def load_one(bundle: Bundle, uri: str, *, channel_order: str | None) -> Loaded:
-    """Read ``uri`` and run the contract's host steps; a bad image becomes a rejection."""
+def load_one(
+    bundle: Bundle, uri: str, *, channel_order: str | None, drift: DriftMonitor | None = None
+) -> Loaded:
+    """Read ``uri`` and run the contract's host steps; a bad image becomes a rejection.
+    ``drift`` samples the statistics of its valid raw pixels (added by the caller)."""
     contract = bundle.contract
     try:
         image = read_raster(uri, channel_order=channel_order)
@@ -105,6 +110,9 @@ def load_one(bundle: Bundle, uri: str, *, channel_order: str | None) -> Loaded:
         prepared=prepared,
         size_wh=(w, h),
         checks=checks_that_ran(bundle, image, order, prepared),
+        drift=None
+        if drift is None
+        else drift.sample(image.array, prepared.valid, channel_order=order),
     )
 
 
@@ -117,8 +125,16 @@ def classify(
     channel_order: str | None = None,
     progress: ProgressCallback = no_progress,
     read_workers: int = 4,
+    input_drift: DriftMode = "warn",
 ) -> ClassifyRun:
-    """Classify every image in ``uris`` (already expanded), one row each, in input order."""
+    """Classify every image in ``uris`` (already expanded), one row each, in input order.
+
+    The valid pixels of every classified image are pooled and judged against the training
+    statistics (:mod:`tilecast.drift`): the verdict is in the summary; ``input_drift="fail"``
+    raises :class:`InputDriftError` after the first batch that makes the pool look unlike
+    training, before any result is returned. (Per image it would say little: a chip of a lake
+    is darker than the training average without being unlike training.)
+    """
     contract = bundle.contract
     if contract.task != "classification":
         raise ContractError(
@@ -134,9 +150,13 @@ def classify(
     tracker = ProgressTracker(len(uris), progress)
     rows: list[Row] = []
     start = time.monotonic()
+    drift = DriftMonitor.for_bundle(bundle, mode=input_drift)
 
     def submit(pool: ThreadPoolExecutor, chunk: list[str]) -> list[Future[Loaded]]:
-        return [pool.submit(load_one, bundle, u, channel_order=channel_order) for u in chunk]
+        return [
+            pool.submit(load_one, bundle, u, channel_order=channel_order, drift=drift)
+            for u in chunk
+        ]
 
     with ThreadPoolExecutor(max_workers=max(1, read_workers)) as pool:
         pending = submit(pool, chunks[0]) if chunks else []
@@ -159,6 +179,8 @@ def classify(
                     threshold=post.threshold,
                     k=k,
                 )
+                if item.drift is not None:
+                    drift.add(item.drift)
                 rows.append(
                     Row(
                         input=item.uri,
@@ -169,12 +191,16 @@ def classify(
                     )
                 )
                 tracker.advance()
+            if drift.mode == "fail":
+                drift.enforce(f"{len(rows)} image(s) classified")
+    verdict = drift.enforce(f"{len(rows)} image(s) classified")
     summary = summarise(
         rows,
         elapsed_s=time.monotonic() - start,
         tta=tta,
         batch_size=batch_size,
         bundle=f"{contract.name} {contract.version} ({bundle.digest[:12]})",
+        input_drift=verdict,
     )
     log.info(
         "classified %d of %d image(s), %d uncertain, %d rejected",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from tilecast.apps.classify.decide import Answer
+from tilecast.drift import DriftVerdict
 from tilecast.errors import InputError
 from tilecast.io import storage
 
@@ -82,6 +83,7 @@ class Summary:
     tta: str
     batch_size: int
     bundle: str = ""
+    input_drift: DriftVerdict | None = None  # every classified image's valid pixels, pooled
 
     @property
     def rate(self) -> float:
@@ -89,7 +91,13 @@ class Summary:
 
 
 def summarise(
-    rows: Sequence[Row], *, elapsed_s: float, tta: str, batch_size: int, bundle: str
+    rows: Sequence[Row],
+    *,
+    elapsed_s: float,
+    tta: str,
+    batch_size: int,
+    bundle: str,
+    input_drift: DriftVerdict | None = None,
 ) -> Summary:
     answers = [r.answer for r in rows if r.answer is not None]
     return Summary(
@@ -103,6 +111,7 @@ def summarise(
         tta=tta,
         batch_size=batch_size,
         bundle=bundle,
+        input_drift=input_drift,
     )
 
 

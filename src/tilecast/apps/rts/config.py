@@ -52,6 +52,11 @@ class InputSection(_Section):
         description="every band of the basemap in order (RGB, BGR, RGBA: A is the alpha band, "
         "a validity mask); default: the bands' colour interpretation",
     )
+    input_drift: Literal["warn", "fail"] = Field(
+        default="warn",
+        description="basemap pixels unlike the training data (another scaling, swapped bands, "
+        "means far off, low contrast): warn in the log, run log and report, or fail the run",
+    )
 
 
 class OutputSection(_Section):

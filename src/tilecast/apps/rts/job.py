@@ -27,6 +27,7 @@ from tilecast.apps.rts.sink import TileSink
 from tilecast.apps.rts.tiles import RETRYABLE, SkippedTile
 from tilecast.bundle import Bundle, load_bundle
 from tilecast.bundle.runtime import activate
+from tilecast.drift import DriftMonitor, DriftVerdict
 from tilecast.errors import InputError
 from tilecast.grid import Tile
 from tilecast.io import preflight, storage
@@ -61,6 +62,7 @@ class JobResult:
     pipeline_s: float  # wall seconds from the first tile read to the last tile recorded
     pipeline_cpu_s: float  # CPU seconds of the whole process (every thread) over that time
     not_done: dict[str, int]  # reason -> tiles not done (retried by the next run)
+    input_drift: DriftVerdict | None = None  # the whole run's valid pixels against training
 
 
 def resolve_device(name: str) -> torch.device:
@@ -327,6 +329,8 @@ class RtsJob:
         tracker = ProgressTracker(len(todo), self.progress, stages=clock.snapshot)
         counts = collections.Counter(runlog.sentinel_counts)
         qc = collections.Counter(runlog.qc_errors)
+        drift = DriftMonitor.for_bundle(bundle, mode=cfg.input.input_drift)
+        drift.restore(runlog.input_drift)  # a restart adds to what the earlier runs saw
         since_checkpoint = 0
         previous_hours = runlog.processing_time_hours
         previous_stages = dict(runlog.stage_seconds)
@@ -344,9 +348,15 @@ class RtsJob:
                 runlog.runs[-1]["stage_seconds"] = clock.to_json()
                 runlog.final_check = final_check(plan, record)
                 runlog.status = "incomplete" if runlog.final_check["not_done"] else "complete"
+            runlog.input_drift = drift.to_json()
+            stop = drift.mode == "fail" and runlog.input_drift["verdict"]["drifted"]
+            if stop:  # recorded as such before the error stops the run
+                runlog.status = "stopped"
             text = runlog.to_json()
             killpoints.reached("runlog.write")
             storage.write_text(self.log_uri, text)
+            if final or stop:  # fail stops at the first flagged checkpoint; warn says it once
+                drift.enforce(self.output)
 
         def record_result(result: Committed | SkippedTile) -> None:
             nonlocal since_checkpoint
@@ -362,6 +372,8 @@ class RtsJob:
                 done.tile_id, sha256=done.sha256, detected=done.detected, region=done.region
             )
             counts.update(result.sentinel_counts)
+            if result.drift is not None:
+                drift.add(result.drift, key=done.region)
             if done.n_clipped:
                 qc["clipped_predictions"] += done.n_clipped
             if done.n_non_finite:
@@ -387,6 +399,7 @@ class RtsJob:
             clock=clock,
             before_commit=lease.check,
             shape=None if cfg.inference.pipeline == "auto" else cfg.inference.pipeline,
+            drift=drift,
         )
         log.info(
             "pipeline: %s, %d worker(s), %d tile(s) in flight, device %s",
@@ -423,4 +436,5 @@ class RtsJob:
             pipeline_cpu_s=pipeline_cpu_s,
             complete=runlog.status == "complete",
             not_done=dict((runlog.final_check or {}).get("not_done", {})),
+            input_drift=drift.verdict(),
         )

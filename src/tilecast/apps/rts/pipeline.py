@@ -42,6 +42,7 @@ from tilecast.apps.rts.tiles import (
     read_tile,
 )
 from tilecast.bundle import Bundle
+from tilecast.drift import ChannelMoments, DriftMonitor
 from tilecast.io.basemap import Basemap
 from tilecast.predict.batched import BatchedPredictor, TileInputs, TileOutput
 from tilecast.run import killpoints
@@ -59,6 +60,7 @@ class Committed:
     item: WorkItem
     tile: CommittedTile
     sentinel_counts: dict[str, int]
+    drift: ChannelMoments | None = None  # statistics of its valid raw pixels
 
 
 Result = Committed | SkippedTile
@@ -95,6 +97,7 @@ class TilePipeline:
         clock: StageClock,
         before_commit: Callable[[], None] = lambda: None,
         shape: PipelineShape | None = None,
+        drift: DriftMonitor | None = None,
     ) -> None:
         self.basemap = basemap
         self.bundle = bundle
@@ -105,6 +108,7 @@ class TilePipeline:
         self.window = max(1, window)  # results in flight (bounded memory)
         self.clock = clock
         self.before_commit = before_commit
+        self.drift = drift
         self.device = predictor.device
         self.shape = shape or default_shape(self.device)
         predictor.clock = clock
@@ -124,6 +128,7 @@ class TilePipeline:
                 nodata=self.basemap.nodata,
                 mask_rule=self.basemap.mask_rule,
                 device=self.device,
+                drift=self.drift,
             )
 
     def _commit(self, out: TileOutput) -> Result:
@@ -138,7 +143,8 @@ class TilePipeline:
         done = self.sink.commit(out, clock=self.clock)
         with self.clock.stage("record"):
             counts = dict(payload.sentinel_counts)
-        return Committed(item=payload.item, tile=done, sentinel_counts=counts)
+            moments = None if payload.drift is None else payload.drift.resolve()
+        return Committed(item=payload.item, tile=done, sentinel_counts=counts, drift=moments)
 
     def _whole_tile(self, item: WorkItem) -> Result:
         """``per_tile``: one tile end to end on this worker thread."""

@@ -29,6 +29,7 @@ import torch
 from tilecast.apps.rts.plan import WorkItem
 from tilecast.bundle import Bundle
 from tilecast.bundle.runtime import prepare
+from tilecast.drift import DriftMonitor, PendingMoments
 from tilecast.errors import StorageError
 from tilecast.io.basemap import Basemap
 from tilecast.predict.batched import TileInputs
@@ -55,6 +56,7 @@ class SkippedTile:
 class TilePayload:
     item: WorkItem
     sentinel_counts: Mapping[str, int]  # of the scale-1 context; may be read lazily
+    drift: PendingMoments | None = None  # sampled statistics of its valid raw pixels
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,6 +110,7 @@ def prepare_tile(
     nodata: float | None,
     mask_rule: str,
     device: torch.device,
+    drift: DriftMonitor | None = None,
 ) -> TileInputs:
     """Every scale's context through the contract, at the model size, on ``device``.
 
@@ -116,12 +119,15 @@ def prepare_tile(
     validity is the first scale's, cropped to the tile. Where the reader applied GDAL's NoData
     rule itself (``mask_rule == "nodata"``: every pixel it rejects is NoData or uncovered, and
     reads as NoData), its mask is the NoData count and the guard does not compare again.
+    ``drift`` samples the statistics of the scale-1 context's valid raw pixels (the whole
+    context: overlapping tiles count shared pixels again, which moves no statistic).
     """
     reader_nodata = mask_rule == "nodata"
     item = raw.item
     arrays = []
     footprint: torch.Tensor | None = None
     counts: Mapping[str, int] = {}
+    moments: PendingMoments | None = None
     for view, pixels, valid in zip(item.views, raw.pixels, raw.valid, strict=True):
         prepared = prepare(
             bundle.contract,
@@ -139,6 +145,8 @@ def prepare_tile(
             footprint = prepared.valid[rows, cols]
         if view.is_identity:
             counts = prepared.sentinel_counts
+            if drift is not None:
+                moments = drift.sample(pixels, prepared.valid, channel_order=channel_order)
         arrays.append(prepared.array)
     assert footprint is not None
     return TileInputs(
@@ -147,5 +155,5 @@ def prepare_tile(
         context_sizes=tuple(v.context_size for v in item.views),
         tile_size=item.window.height,
         valid=footprint,
-        payload=TilePayload(item=item, sentinel_counts=counts),
+        payload=TilePayload(item=item, sentinel_counts=counts, drift=moments),
     )

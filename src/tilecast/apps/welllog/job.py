@@ -28,6 +28,7 @@ from tilecast.apps.welllog.pipeline import (
 from tilecast.apps.welllog.records import ScanRecord
 from tilecast.apps.welllog.writeback import is_committed, scan_prefix
 from tilecast.bundle import Bundle
+from tilecast.drift import DriftMode, DriftMonitor, DriftVerdict
 from tilecast.errors import InputError, StorageError
 from tilecast.io import storage
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
@@ -50,6 +51,7 @@ class JobSummary:
     out: str
     outcomes: tuple[ScanOutcome, ...]
     elapsed_s: float
+    input_drift: DriftVerdict | None = None  # the digitised scans' pixels against training
 
     def with_status(self, status: Status) -> list[ScanOutcome]:
         return [o for o in self.outcomes if o.status == status]
@@ -97,6 +99,7 @@ class WelllogJob:
         batch_size: int = 4,
         progress: ProgressCallback = no_progress,
         digitiser: Digitiser | None = None,
+        input_drift: DriftMode = "warn",
     ) -> None:
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, {batch_size} is given")
@@ -105,6 +108,7 @@ class WelllogJob:
         self.batch_size = batch_size
         self.progress = progress
         self.digitiser = digitiser or bundle_digitiser(bundle, batch_size=batch_size)
+        self.drift = DriftMonitor.for_bundle(bundle, mode=input_drift)
 
     def run(self, scans: ScanList) -> JobSummary:
         start = time.monotonic()
@@ -133,6 +137,7 @@ class WelllogJob:
                 reads = ahead.result()
                 if i + 1 < len(batches):
                     ahead = reader.submit(self._read_batch, batches[i + 1])
+                self._observe(reads)
                 for outcome in self._process(reads):
                     if outcome.status in ("rejected", "failed"):
                         log.warning("%s %s: %s", outcome.status, outcome.scan, outcome.reason)
@@ -141,8 +146,22 @@ class WelllogJob:
         order = {record.scan_uri: i for i, record in enumerate(scans.records)}
         outcomes.sort(key=lambda o: order.get(o.scan, -1))  # the rejected first, then as listed
         return JobSummary(
-            out=self.out, outcomes=tuple(outcomes), elapsed_s=time.monotonic() - start
+            out=self.out,
+            outcomes=tuple(outcomes),
+            elapsed_s=time.monotonic() - start,
+            input_drift=self.drift.enforce(f"{self.out}: {len(pending)} scan(s)"),
         )
+
+    def _observe(self, reads: list[_Read]) -> None:
+        """Add the batch's scans to the input statistics; ``fail`` stops before digitising."""
+        order = self.bundle.contract.input.channel_order
+        for read in reads:
+            if read.scan is not None:
+                image, nodata = read.scan.image, read.scan.nodata
+                valid = None if nodata is None else ~(image == nodata).all(axis=0)
+                self.drift.observe(image, valid, channel_order=order)
+        if self.drift.mode == "fail":
+            self.drift.enforce(self.out)
 
     def _read_batch(self, records: Sequence[ScanRecord]) -> list[_Read]:
         return [_read(self.bundle, record) for record in records]

@@ -12,6 +12,10 @@ tilecast imports without it. The bundle is loaded (and verified) once, when the 
   committed curves.json document and ``written`` is false when the same scan was already there.
 - ``GET /health``, ``GET /contract`` (the bundle's contract and digest).
 
+The routes are added to the one service app of :mod:`tilecast.serve` (``tilecast serve BUNDLE
+--out PREFIX``), which also serves POST /predict; :func:`create_app` here is that app with the
+well-log endpoints, as ``tilecast welllog serve`` starts it.
+
 A bad request gets a 4xx naming the field, ``{"field": ..., "detail": ...}``: 400 when the body is
 not a JSON object, 413 when it is too large, 422 when a field is missing or holds a sentinel, the
 image cannot be decoded, is too large or does not fit the model; 409 when the scan is already committed with
@@ -19,7 +23,7 @@ other content; 503 when the output store fails.
 """
 
 # no ``from __future__ import annotations``: FastAPI reads the endpoints' annotations, and
-# ``Request`` is imported inside create_app (fastapi is an optional extra)
+# ``Request`` is imported inside add_welllog_routes (fastapi is an optional extra)
 import base64
 import binascii
 import hashlib
@@ -31,24 +35,30 @@ from typing import TYPE_CHECKING, Any
 from tilecast.apps.welllog.manifest import record_from_json
 from tilecast.apps.welllog.pipeline import Digitiser, bundle_digitiser, decode_scan, write_scan
 from tilecast.apps.welllog.writeback import ConflictingScanError
-from tilecast.bundle import Bundle, load_bundle
-from tilecast.errors import InputError, StorageError, TilecastError
+from tilecast.bundle import Bundle
+from tilecast.drift import DriftMonitor, judge
+from tilecast.errors import InputError, StorageError
+from tilecast.serve.errors import RequestError
+from tilecast.serve.limits import read_body
+from tilecast.serve.server import BackgroundServer
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "BackgroundServer",
+    "RequestError",
+    "WelllogService",
+    "add_welllog_routes",
+    "create_app",
+    "parse_request",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 MAX_SCAN_PIXELS = 4 * 12800 * 640
-
-
-class RequestError(TilecastError, ValueError):
-    """A request the service refuses, with the HTTP status and the field at fault."""
-
-    def __init__(self, status: int, field: str, detail: str) -> None:
-        super().__init__(f"{field}: {detail}")
-        self.status, self.field, self.detail = status, field, detail
 
 
 def parse_request(body: bytes) -> tuple[dict[str, Any], bytes]:
@@ -84,11 +94,31 @@ def parse_request(body: bytes) -> tuple[dict[str, Any], bytes]:
 class WelllogService:
     """The model and output prefix behind the app; one scan is digitised at a time."""
 
-    def __init__(self, bundle: Bundle, out: str, *, digitiser: Digitiser | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        out: str,
+        *,
+        digitiser: Digitiser | None = None,
+        drift: DriftMonitor | None = None,
+    ) -> None:
         self.bundle = bundle
+        self.drift = drift  # the service's running input statistics (GET /health)
         self.out = out.rstrip("/")
         self.digitiser = digitiser or bundle_digitiser(bundle, batch_size=1)
         self._model_lock = threading.Lock()
+
+    def _observe(self, image: Any, nodata: float | None) -> None:
+        """Add the scan to the input statistics; in ``fail`` mode a scan unlike training is a
+        422 before it is digitised."""
+        assert self.drift is not None
+        order = self.bundle.contract.input.channel_order
+        valid = None if nodata is None else ~(image == nodata).all(axis=0)
+        moments = self.drift.sample(image, valid, channel_order=order).resolve()
+        verdict = judge(moments, self.drift.reference, self.drift.policy)
+        if verdict.drifted and self.drift.mode == "fail":
+            raise RequestError(422, "image", f"input unlike training data: {verdict.summary()}")
+        self.drift.add(moments)
 
     def digitise_and_write(self, body: bytes) -> bytes:
         """The reply body for a POST /scans body; RequestError for anything the client got wrong."""
@@ -110,6 +140,8 @@ class WelllogService:
                 f"{scan.width} x {scan.height} px is more than the {MAX_SCAN_PIXELS} px a scan may "
                 "have here (four times the largest scan of the band, 12800 x 640)",
             )
+        if self.drift is not None:
+            self._observe(scan.image, scan.nodata)
         try:
             with self._model_lock:
                 curves = self.digitiser([scan.image], [record], nodata=scan.nodata)[0]
@@ -136,108 +168,32 @@ class WelllogService:
             + b"}"
         )
 
-    def health(self) -> dict[str, Any]:
-        contract = self.bundle.contract
-        return {
-            "status": "ok",
-            "model": f"{contract.name} {contract.version}",
-            "bundle_digest": self.bundle.digest,
-            "out": self.out,
-        }
 
-    def contract(self) -> dict[str, Any]:
-        return {
-            "bundle_digest": self.bundle.digest,
-            "contract": self.bundle.contract.model_dump(mode="json"),
-        }
-
-
-def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = None) -> "FastAPI":
-    """The FastAPI app serving ``bundle`` (loaded and verified now if given as a URI) into ``out``.
-
-    ``digitiser`` replaces the bundle's own (``digitise_many``), e.g. to test the plumbing.
-    """
-    try:
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse, Response
-        from starlette.concurrency import run_in_threadpool
-    except ImportError as exc:  # the optional extra
-        raise ImportError(
-            "the well-log service needs FastAPI and uvicorn: pip install 'tilecast[serve]'"
-        ) from exc
-
-    loaded = load_bundle(bundle) if isinstance(bundle, str) else bundle
-    service = WelllogService(loaded, out, digitiser=digitiser)
-    app = FastAPI(title="tilecast well-log digitiser", version=loaded.contract.version)
-    app.state.service = service
-
-    @app.exception_handler(RequestError)
-    async def _refused(request: Request, exc: RequestError) -> JSONResponse:
-        log.info("%s %s refused (%d): %s", request.method, request.url.path, exc.status, exc)
-        return JSONResponse({"field": exc.field, "detail": exc.detail}, status_code=exc.status)
+def add_welllog_routes(app: "FastAPI", service: WelllogService) -> None:
+    """POST /scans on ``app`` (a :mod:`tilecast.serve` app, which refuses RequestError)."""
+    from fastapi import Request
+    from fastapi.responses import JSONResponse, Response
+    from starlette.concurrency import run_in_threadpool
 
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         log.error("%s %s: output store failed: %s", request.method, request.url.path, exc)
         return JSONResponse({"field": None, "detail": f"output store: {exc}"}, status_code=503)
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        return service.health()
-
-    @app.get("/contract")
-    def contract() -> dict[str, Any]:
-        return service.contract()
-
     @app.post("/scans")
     async def post_scan(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            raise RequestError(413, "body", f"{declared} bytes, at most {MAX_BODY_BYTES} accepted")
-        body = await request.body()
+        """Digitise one scan (JSON: registration + base64 image) and commit its outputs."""
+        body = await read_body(request, MAX_BODY_BYTES)
         reply = await run_in_threadpool(service.digitise_and_write, body)
         return Response(content=reply, media_type="application/json")
 
-    return app
 
+def create_app(bundle: Bundle | str, out: str, *, digitiser: Digitiser | None = None) -> "FastAPI":
+    """The service app for ``bundle`` (loaded and verified now if given as a URI) with the
+    well-log endpoints writing into ``out`` (:func:`tilecast.serve.app.create_app`).
 
-class BackgroundServer:
-    """The app under uvicorn in a thread of this process (for embedding, tests and benchmarks).
-
-    ``with BackgroundServer(app, port=0) as server: httpx.get(server.url + "/health")``; port 0
-    picks a free port.
+    ``digitiser`` replaces the bundle's own (``digitise_many``), e.g. to test the plumbing.
     """
+    from tilecast.serve.app import create_app as create_service_app
 
-    def __init__(self, app: "FastAPI", *, host: str = "127.0.0.1", port: int = 0) -> None:
-        import socket
-
-        import uvicorn
-
-        self._socket = socket.socket()
-        self._socket.bind((host, port))
-        self.host, self.port = host, self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> "BackgroundServer":
-        import time
-
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not start on {self.url}")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        self._socket.close()
+    return create_service_app(bundle, welllog_out=out, digitiser=digitiser)
