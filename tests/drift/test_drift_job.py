@@ -12,6 +12,7 @@ statistics can tell).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +80,23 @@ def test_bgr_stored_without_colour_interpretation_is_flagged_as_swapped(scene, t
     assert {f["kind"] for f in drift["regions"]["test"]["flags"]} == {"swapped"}
 
 
-def test_a_hazy_basemap_is_flagged(scene, tmp_path):
+def test_a_hazy_basemap_is_flagged_in_the_run_log_and_the_report(scene, tmp_path):
+    from tilecast.apps.rts.report import make_report
+
     hazy = np.where(scene > 0, scene * 0.4 + 150, 0).astype(np.uint8)
     _, drift = _run(tmp_path, hazy)
     assert "mean" in _kinds(drift)
     assert any("std above" in f["reason"] for f in drift["verdict"]["flags"])
+    summary = make_report(str(tmp_path / "out"), n_chips=0)
+    assert any(
+        c.level == "warn" and c.text.startswith("basemap unlike the training data: band R: mean")
+        for c in summary.checks
+    )
+    html = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert re.search(r"Input drift</div><div class=\"v\">\d flag\(s\)", html)  # the card
+    assert "input against training" in html  # the per-region table's column
+    rows = re.findall(r"<tr[^>]*><td>test</td>.*?</tr>", html)
+    assert any("MISSING" in row and "std above" in row for row in rows), rows
 
 
 def test_a_basemap_scaled_to_0_1_float_is_flagged_as_another_scaling(

@@ -9,7 +9,7 @@
 
 from tilecast.drift.judge import DriftFlag, DriftPolicy, DriftVerdict, judge
 from tilecast.drift.moments import ChannelMoments, PendingMoments, sample_moments
-from tilecast.drift.monitor import DRIFT_MODES, DriftMode, DriftMonitor
+from tilecast.drift.monitor import DRIFT_MODES, DriftMode, DriftMonitor, from_records
 from tilecast.drift.reference import TrainingReference
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "DriftVerdict",
     "PendingMoments",
     "TrainingReference",
+    "from_records",
     "judge",
     "sample_moments",
 ]

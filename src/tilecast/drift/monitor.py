@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from tilecast.drift.judge import DriftPolicy, DriftVerdict, judge
@@ -134,13 +134,24 @@ class DriftMonitor:
         }
         return {
             "mode": self.mode,
-            "reference": {
-                "dataset_version": self.reference.dataset_version,
-                "channels": list(self.reference.channels),
-                "mean": list(self.reference.mean),
-                "std": list(self.reference.std),
-            },
+            "reference": self.reference.to_json(),
             "verdict": self.verdict().to_json(),
             "regions": regions,
             "moments": {"" if k is None else k: m.to_json() for k, m in items},
         }
+
+
+def from_records(records: Sequence[Mapping[str, Any]]) -> DriftMonitor | None:
+    """One monitor holding what several run logs recorded (shards of one output), or None
+    when none recorded input statistics (or they were for other training data)."""
+    usable = [r for r in records if r and r.get("reference") and r.get("moments") is not None]
+    if not usable:
+        return None
+    reference = TrainingReference.from_json(usable[0]["reference"])
+    monitor = DriftMonitor(reference, mode=usable[0].get("mode", "warn"))
+    for record in usable:
+        if TrainingReference.from_json(record["reference"]) != reference:
+            log.warning("input drift: run logs judged against other training statistics; skipped")
+            continue
+        monitor.restore(record)
+    return monitor

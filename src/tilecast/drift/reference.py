@@ -56,6 +56,29 @@ class TrainingReference:
     def from_bundle(cls, bundle: Any) -> TrainingReference:
         return cls.from_contract(bundle.contract, bundle.stats)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset_version": self.dataset_version,
+            "channel_order": self.channel_order,
+            "channels": list(self.channels),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "input_range": list(self.input_range),
+            "quantiles": {str(q): list(v) for q, v in sorted(self.quantiles.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainingReference:
+        lo, hi = data["input_range"]
+        return cls(
+            channel_order=data["channel_order"],
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            input_range=(float(lo), float(hi)),
+            dataset_version=str(data.get("dataset_version", "")),
+            quantiles=parse_quantiles(data.get("quantiles")),
+        )
+
 
 def parse_quantiles(raw: object) -> dict[float, tuple[float, ...]]:
     """``{"0.01": [...], ...}`` from a statistics file as {0.01: (...), ...}; {} when absent."""

@@ -18,7 +18,12 @@ from tilecast.apps.rts.report.sections import (
     histograms_section,
     region_overview,
 )
-from tilecast.apps.rts.report.totals import ReportInputs, combine_run_logs, region_totals
+from tilecast.apps.rts.report.totals import (
+    ReportInputs,
+    combine_run_logs,
+    input_drift_of,
+    region_totals,
+)
 from tilecast.errors import InputError, TilecastError
 from tilecast.io import report_files as files
 from tilecast.io import storage
@@ -74,6 +79,7 @@ def make_report(
         if bm is not None:
             bm.close()
     hist_html, n_hist_images = histograms_section(polygons, threshold)
+    drift, regions = input_drift_of(logs, regions)
     inputs = ReportInputs(
         logs=tuple(logs),
         totals=totals,
@@ -82,6 +88,7 @@ def make_report(
             region.with_data_fraction(overview.data_fraction)
             for region, overview in zip(regions, overviews, strict=True)
         ),
+        drift=drift,
     )
     verdict = assess(inputs, checks)
 

@@ -81,6 +81,8 @@ def assess(inputs: ReportInputs, checks: Sequence[Check]) -> list[Check]:
     else:
         out += _run_log_checks(totals, polygons)
     out += _polygon_checks(polygons, totals)
+    if inputs.drift is not None and inputs.drift.drifted:
+        out.append(Check("warn", f"basemap unlike the training data: {inputs.drift.summary()}"))
     missing = [mosaic_name(r.name, k) for r in inputs.regions for k in r.missing]
     if missing:
         out.append(Check("error", f"missing mosaic(s): {', '.join(missing)}"))

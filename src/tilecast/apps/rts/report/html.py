@@ -18,6 +18,7 @@ from tilecast.apps.rts.report import template as tpl
 from tilecast.apps.rts.report.checks import Check
 from tilecast.apps.rts.report.text import fmt_counts, fmt_date, fmt_scales, fmt_value
 from tilecast.apps.rts.report.totals import RegionTotals, ReportInputs, RunTotals
+from tilecast.drift import DriftVerdict
 from tilecast.io.report_files import MOSAIC_KINDS, RunLogFile
 
 _HIDDEN_LOG_FIELDS = ("tiles", "runs")
@@ -105,7 +106,19 @@ def cards(inputs: ReportInputs) -> str:
     ]
     if totals is not None:
         out += _run_log_cards(totals)
+    out.append(_drift_card(inputs.drift))
     return tpl.stat_cards(out)
+
+
+def _drift_card(drift: DriftVerdict | None) -> tuple[str, str, str, str]:
+    """Basemap pixels against the training statistics: like training, or the flags' reasons."""
+    if drift is None:
+        return ("Input drift", "not recorded", "run logs before input statistics", "")
+    if not drift.judged:
+        return ("Input drift", "not judged", drift.summary(), "")
+    if not drift.flags:
+        return ("Input drift", "like training", f"{drift.pixels:,} valid pixels sampled", "")
+    return ("Input drift", f"{len(drift.flags)} flag(s)", drift.summary(), "warn")
 
 
 def _run_log_cards(t: RunTotals) -> list[tuple[str, str, str, str]]:
@@ -178,9 +191,11 @@ def regions_table(regions: Sequence[RegionTotals]) -> str:
                 f"{r.n_polygons:,}",
                 f"{r.area_m2 / 1e6:,.4f}",
                 "—" if r.data_fraction is None else f"{r.data_fraction:.1%}",
+                "—" if r.drift is None else r.drift.summary(),
             ]
         )
-        classes.append("error" if r.missing else "")
+        drifted = r.drift is not None and r.drift.drifted
+        classes.append("error" if r.missing else "warn" if drifted else "")
     return tpl.table(
         [
             "region",
@@ -190,9 +205,10 @@ def regions_table(regions: Sequence[RegionTotals]) -> str:
             "polygons",
             "area km²",
             "extent with predictions (approx.)",
+            "input against training",
         ],
         rows,
-        numeric=[False, False, False, False, True, True, True],
+        numeric=[False, False, False, False, True, True, True, False],
         row_classes=classes,
     )
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tilecast.drift import DriftVerdict, from_records
 from tilecast.io.report_files import MOSAIC_KINDS, RunLogFile
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class RegionTotals:
     n_polygons: int = 0
     area_m2: float = 0.0
     data_fraction: float | None = None
+    drift: DriftVerdict | None = None  # its basemap pixels against training (run logs)
 
     def with_data_fraction(self, fraction: float | None) -> RegionTotals:
         return replace(self, data_fraction=fraction)
@@ -101,6 +103,7 @@ class ReportInputs:
     totals: RunTotals | None
     polygons: Polygons
     regions: tuple[RegionTotals, ...]
+    drift: DriftVerdict | None = None  # every region's basemap pixels against training
 
 
 def _key(value: Any) -> str:
@@ -234,3 +237,19 @@ def region_totals(
             )
         )
     return regions
+
+
+def input_drift_of(
+    logs: Sequence[RunLogFile], regions: Sequence[RegionTotals]
+) -> tuple[DriftVerdict | None, list[RegionTotals]]:
+    """The run's input-drift verdict (the run logs' statistics merged and judged again, so
+    shards pool), and each region with its own verdict; (None, regions) when no run log
+    recorded any."""
+    monitor = from_records([f.data.get("input_drift") or {} for f in logs if f.data])
+    if monitor is None:
+        return None, list(regions)
+    keys = set(monitor.keys())
+    return monitor.verdict(), [
+        replace(r, drift=monitor.verdict(r.name, pooled=False)) if r.name in keys else r
+        for r in regions
+    ]
