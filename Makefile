@@ -17,6 +17,8 @@ help:
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
 	@echo "make welllog-demo   three synthetic log scans through tilecast welllog run, scored from the LAS it wrote"
 	@echo "make welllog-model  retrain the well-log digitiser, rebuild models/welllog-demo (3-8 minutes)"
+	@echo "make classify-demo  200 held-out synthetic chips through tilecast classify, scored from its results CSV"
+	@echo "make classify-model retrain the demo chip classifier, rebuild models/classify-demo (2-6 minutes)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,6 +98,19 @@ welllog-demo: $(STAMP)
 welllog-model: $(STAMP)
 	$(BIN)/python scripts/train_welllog_model.py --out build/train/welllog-demo
 	$(BIN)/tilecast bundle create build/train/welllog-demo --out models/welllog-demo --overwrite
+
+.PHONY: classify-demo classify-model
+# Held-out synthetic chips (slump, lake, river, tundra) through tilecast classify, scored from
+# the results CSV it wrote against the chips' truth; fails below the accuracy floor.
+classify-demo: $(STAMP)
+	$(BIN)/python scripts/make_classify_chips.py --out $(DEMO)/classify --count 200
+	$(BIN)/tilecast classify models/classify-demo $(DEMO)/classify/chips --out $(DEMO)/classify/results.csv
+	$(BIN)/python scripts/score_classify.py --results $(DEMO)/classify/results.csv \
+		--truth $(DEMO)/classify/truth.csv --min-accuracy 0.9
+
+classify-model: $(STAMP)
+	$(BIN)/python scripts/train_classifier.py --out build/train/classify-demo
+	$(BIN)/tilecast bundle create build/train/classify-demo --out models/classify-demo --overwrite
 
 .PHONY: image
 # The thaw-slump job's container image (Dockerfile; see its header): the CUDA PyTorch base by

@@ -305,12 +305,16 @@ class TrainingInput(_Loose):
     nodata_fill: Literal["mean", "zero", "constant"] = "mean"
     input_range: tuple[float, float]
     sentinels: SentinelSpec = SentinelSpec()  # pixel values that mean "no measurement"
+    # a classifier's resize policy, as the contract's resize_image step takes it
+    resize: dict[str, Any] | None = None
 
 
 class TrainingPost(_Loose):
     activation: Literal["sigmoid", "softmax", "none"]
     labels: tuple[str, ...]
     threshold: float = Field(ge=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=1)  # classification only
+    calibrated_on: str | None = Field(default=None, min_length=1)  # classification only
 
 
 class TrainingConfig(_Loose):
@@ -321,6 +325,7 @@ class TrainingConfig(_Loose):
     (:mod:`tilecast.bundle.smp_config`).
     """
 
+    task: Literal["segmentation", "classification"] = "segmentation"
     model_name: str
     model_version: str
     architecture: TrainingArchitecture
@@ -346,6 +351,13 @@ def read_training_config(data: bytes, *, where: str) -> TrainingConfig:
     section = raw.get("input")
     order = section.get("channel_order") if isinstance(section, Mapping) else None
     channels = channel_count(order) if isinstance(order, str) else None
+    if raw.get("task") == "classification":
+        _check_classification_config(raw, where=where)
+    elif isinstance(section, Mapping) and section.get("resize") is not None:
+        raise ContractError(
+            f"{where}: input.resize is for classification models (task: classification); "
+            "a segmentation model is tiled, not resized"
+        )
     described = smp_config.describe(raw, channels=channels, where=where)
     if described is not None:
         raw = {**raw, "architecture": described}
@@ -353,6 +365,43 @@ def read_training_config(data: bytes, *, where: str) -> TrainingConfig:
         return TrainingConfig.model_validate(raw)
     except ValidationError as exc:
         raise ContractError(f"{where}: not a usable training config: {exc}") from exc
+
+
+def _check_classification_config(raw: Mapping[str, Any], *, where: str) -> None:
+    """A classifier's config names its labels and resize policy in the training team's terms
+    (the contract checks the rest: activation, calibration, label count against the model)."""
+    post = raw.get("postprocessing")
+    labels = post.get("labels") if isinstance(post, Mapping) else None
+    if not labels:
+        raise ContractError(
+            f"{where}: a classification model needs its label map: postprocessing.labels must "
+            f"name each of the model's outputs in order, {labels!r} is given"
+        )
+    section = raw.get("input")
+    resize = section.get("resize") if isinstance(section, Mapping) else None
+    if resize is None:
+        raise ContractError(
+            f"{where}: a classification model needs the resize policy it was trained with: "
+            "input.resize {policy: fixed, size: [h, w], interpolation, antialias} or "
+            "{policy: shorter_side_crop, shorter_side, crop: [h, w], interpolation, antialias}, "
+            "none is given"
+        )
+    if not isinstance(resize, Mapping):
+        raise ContractError(f"{where}: input.resize must be a mapping, {resize!r} is given")
+    try:
+        parse_resize(dict(resize))
+    except ValueError as exc:
+        raise ContractError(f"{where}: input.resize: {exc}") from None
+
+
+def _training_steps(spec: TrainingInput, baked: Sequence[str]) -> tuple[Step, ...]:
+    """The standard steps, with a classifier's resize after the fill (the contract's order)."""
+    steps = default_steps(baked=tuple(baked), fill=spec.nodata_fill)
+    if spec.resize is None:
+        return steps
+    at = next(i for i, s in enumerate(steps) if s.op == "fill_invalid") + 1
+    resize = Step(op="resize_image", where="host", params=dict(spec.resize))
+    return (*steps[:at], resize, *steps[at:])
 
 
 def create_from_training_dir(
@@ -364,6 +413,10 @@ def create_from_training_dir(
     overwrite: bool = False,
 ) -> Bundle:
     """``best_model.pth`` + ``normalization_stats.json`` + ``config.yaml`` (+ ``golden/``) -> bundle.
+
+    ``task: classification`` in the config makes a classification bundle: the config must name
+    the label map (``postprocessing.labels``) and the resize policy (``input.resize``), and
+    the threshold must say where it was calibrated (``postprocessing.calibrated_on``).
 
     An architecture that mirrors a segmentation_models_pytorch model (``smp_unet``,
     ``smp_unetplusplus``) is built by smp itself when smp is importable, so the program is
@@ -395,9 +448,11 @@ def create_from_training_dir(
         architecture=f"{architecture.name} {params}",
     )
     spec = config.input
+    post = config.postprocessing
     draft = ContractDraft(
         name=config.model_name,
         version=config.model_version,
+        task=config.task,
         input=InputSpec(
             channels=channel_count(spec.channel_order),
             channel_order=spec.channel_order,
@@ -406,11 +461,13 @@ def create_from_training_dir(
             input_range=spec.input_range,
         ),
         sentinels=spec.sentinels,
-        preprocessing=default_steps(baked=tuple(baked), fill=spec.nodata_fill),
+        preprocessing=_training_steps(spec, baked),
         postprocessing=Postprocessing(
-            activation=config.postprocessing.activation,
-            labels=config.postprocessing.labels,
-            threshold=config.postprocessing.threshold,
+            activation=post.activation,
+            labels=post.labels,
+            threshold=post.threshold,
+            top_k=post.top_k,
+            calibrated_on=post.calibrated_on,
         ),
         alignment_multiple=None if built is None else 2 ** params["encoder_depth"],
     )

@@ -308,6 +308,30 @@ def _distance_to_path(path: np.ndarray, reach: int, height: int, width: int) -> 
     return dist.reshape(height, width)
 
 
+def sand_bar(
+    rng: np.random.Generator,
+    path: np.ndarray,
+    i: int,
+    *,
+    half_width: float,
+    sizes: tuple[float, float],
+) -> Blob:
+    """A sand bar beside point ``i`` of a river's path, on a bank drawn at random, elongated
+    along the flow (draws: its size, its bank, its outline)."""
+    tangent = path[i + 1] - path[i - 1]
+    normal = np.array([tangent[1], -tangent[0]]) / (np.hypot(*tangent) + 1e-6)
+    size = float(rng.uniform(*sizes))
+    centre = path[i] + normal * (half_width + size * 0.6) * rng.choice([-1, 1])
+    return Blob(
+        cy=float(centre[0]),
+        cx=float(centre[1]),
+        angle=float(np.arctan2(tangent[0], tangent[1])),
+        semi_u=size * 2.0,
+        semi_v=size,
+        harmonics=_harmonics(rng, strength=0.2),
+    )
+
+
 def _add_rivers(rng: np.random.Generator, canvas: _Canvas) -> list[np.ndarray]:
     height, width = canvas.height, canvas.width
     count = rng.choice([0, 1, 1, 2]) if max(height, width) >= 256 else 0
@@ -331,18 +355,7 @@ def _add_rivers(rng: np.random.Generator, canvas: _Canvas) -> list[np.ndarray]:
         # sand bars on the inside of a few bends
         for index in rng.choice(len(path), size=min(len(path) // 200 + 1, 6), replace=False):
             i = int(np.clip(index, 1, len(path) - 2))
-            tangent = path[i + 1] - path[i - 1]
-            normal = np.array([tangent[1], -tangent[0]]) / (np.hypot(*tangent) + 1e-6)
-            size = float(rng.uniform(3, 9))
-            centre = path[i] + normal * (half + size * 0.6) * rng.choice([-1, 1])
-            bar = Blob(
-                cy=float(centre[0]),
-                cx=float(centre[1]),
-                angle=float(np.arctan2(tangent[0], tangent[1])),
-                semi_u=size * 2.0,
-                semi_v=size,
-                harmonics=_harmonics(rng, strength=0.2),
-            )
+            bar = sand_bar(rng, path, i, half_width=half, sizes=(3, 9))
             _paint_patch(canvas, bar, sand, opacity=0.85, avoid=False)
     return paths
 

@@ -56,8 +56,8 @@ class DriftPolicy:
     low_contrast: float = 0.45
     high_contrast: float = 2.5
     scaling_factor: float = 10.0
-    swap_min_distance: float = 0.5  # mean |z| in the given order before a swap is considered
-    swap_improvement: float = 3.0  # another order must fit this many times better
+    swap_min_distance: float = 0.25  # mean |z| in the given order before a swap is considered
+    swap_improvement: float = 4.0  # another order must fit this many times better
     outside_range: float = 0.25
     min_pixels: int = 2000
 

@@ -131,9 +131,10 @@ def classify(
 
     The valid pixels of every classified image are pooled and judged against the training
     statistics (:mod:`tilecast.drift`): the verdict is in the summary; ``input_drift="fail"``
-    raises :class:`InputDriftError` after the first batch that makes the pool look unlike
-    training, before any result is returned. (Per image it would say little: a chip of a lake
-    is darker than the training average without being unlike training.)
+    raises :class:`InputDriftError` when the whole pool looks unlike training, before any
+    result is returned. (Per image, or per batch of a folder sorted by class, it would say
+    little: a chip of a lake is darker than the training average without being unlike
+    training.)
     """
     contract = bundle.contract
     if contract.task != "classification":
@@ -191,8 +192,6 @@ def classify(
                     )
                 )
                 tracker.advance()
-            if drift.mode == "fail":
-                drift.enforce(f"{len(rows)} image(s) classified")
     verdict = drift.enforce(f"{len(rows)} image(s) classified")
     summary = summarise(
         rows,
