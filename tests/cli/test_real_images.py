@@ -91,3 +91,20 @@ def test_the_two_masks_differ_where_alpha_and_nodata_disagree(real, tmp_path):
     # the same pixels, nearly the same answer: the demo model's GroupNorm statistics span the
     # whole image, so 38 pixels filled differently move every output a little
     np.testing.assert_allclose(rgb[both], rgba[both], atol=0.01)
+
+
+def test_a_real_landsat_scene_is_flagged_as_unlike_the_synthetic_training_data(real, tmp_path):
+    """The demo model was trained on synthetic PlanetScope-like scenes; a Landsat crop at 300 m
+    has another radiometry: predict answers (warn) and says so, or refuses with fail."""
+    src = real("RGB.byte.tif")
+    result = CliRunner().invoke(cli, ["predict", str(BUNDLE), str(src), str(tmp_path / "p.tif")])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("input drift"))
+    assert "band R: mean 44" in line and "std below" in line and "high spread" in line
+    with rasterio.open(tmp_path / "p.tif") as dst:
+        assert dst.tags()["tilecast_input_drift"] == line.removeprefix("input drift ")
+    refused = CliRunner().invoke(
+        cli, ["predict", "--input-drift", "fail", str(BUNDLE), str(src), str(tmp_path / "q.tif")]
+    )
+    assert refused.exit_code == 1 and "InputDriftError" in refused.output
+    assert not (tmp_path / "q.tif").exists()

@@ -40,7 +40,7 @@ from rasterio.windows import Window as RioWindow
 
 from tilecast.errors import StorageError
 from tilecast.io.bands import BandLayout, band_layout, gdal_error_text, read_window
-from tilecast.io.vsi import open_raster
+from tilecast.io.vsi import env_for, open_raster
 
 HandleMode = Literal["pool", "shared"]
 
@@ -218,7 +218,8 @@ class HandlePool:
                     handle = self._open(path)
                     with self._lock:
                         self._shared[path] = (lock, handle)
-                yield handle
+                with env_for(path):
+                    yield handle
             return
         with self._lock:
             if self._closed:
@@ -228,7 +229,8 @@ class HandlePool:
         if handle is None:
             handle = self._open(path)
         try:
-            yield handle
+            with env_for(path):
+                yield handle
         finally:
             self._give_back(path, handle)
 

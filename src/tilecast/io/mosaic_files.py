@@ -47,7 +47,7 @@ from tilecast.errors import InputError, StorageError
 from tilecast.grid import SNAP_TOLERANCE_PX, PixelGrid, Window
 from tilecast.io.raster import grid_of
 from tilecast.io.storage import atomic_local_path
-from tilecast.io.vsi import open_raster
+from tilecast.io.vsi import env_for, open_raster
 
 __all__ = [
     "COG_BLOCKSIZE",
@@ -104,7 +104,7 @@ def _open(uri: str) -> Any:
 def read_header(uri: str | os.PathLike[str]) -> RasterHeader:
     """The grid, band count, types and NoData of a raster; refuses rotated or CRS-less ones."""
     text = os.fspath(uri)
-    with _open(text) as src:
+    with env_for(text), _open(text) as src:
         grid = grid_of(src.crs, src.transform, width=src.width, height=src.height, where=text)
         return RasterHeader(
             uri=text, grid=grid, count=src.count, dtypes=tuple(src.dtypes), nodata=src.nodata
@@ -168,7 +168,7 @@ def read_tile_window(uri: str, window: Window, *, grid: PixelGrid) -> np.ndarray
         raise InputError(
             f"{uri}: window {window} is not inside the tile ({grid.width} x {grid.height} px)"
         )
-    with _open(uri) as src:
+    with env_for(uri), _open(uri) as src:
         fmt = _check_tile(src, uri, grid=grid)
         try:
             raw = src.read(window=RioWindow(window.col, window.row, window.width, window.height))

@@ -120,8 +120,21 @@ def open_raster(uri: str, **kwargs: Any) -> Any:
 
         fs, path = remote.filesystem(uri)
         return _FsspecDataset(fs, path, kwargs)
-    with rasterio.Env(session=_session_for(uri), **gdal_options(uri)):
+    with env_for(uri):
         return rasterio.open(_gdal_url(uri), **kwargs)
+
+
+def env_for(uri: str) -> Any:
+    """The rasterio environment reads of ``uri`` run in: the one it was opened with.
+
+    A dataset read or closed outside any environment makes rasterio build one from the
+    process's variables, and with AWS keys among them that is a boto3 session per call (a
+    local open, read and close took 25 ms instead of 5.6); readers that hold a dataset wrap
+    their reads in this.
+    """
+    if not is_remote(uri):
+        return without_credentials()
+    return rasterio.Env(session=_session_for(uri), **gdal_options(uri))
 
 
 #: What decides the AWS credentials a boto3 session finds.
