@@ -94,25 +94,10 @@ def test_fail_mode_raises_with_the_reason(demo, scene):
 def _echo_bundle(tmp_path, stats: dict):
     import json
 
-    from rts.rts_support import Echo
-    from tilecast.bundle import ContractDraft, create_bundle
-    from tilecast.bundle.contract import InputSpec, Postprocessing
+    from drift.drift_support import echo_bundle
 
-    draft = ContractDraft(
-        name="echo",
-        version="1",
-        input=InputSpec(
-            channels=3,
-            channel_order="RGB",
-            dtype="uint8",
-            value_scaling="unit",
-            input_range=(0.0, 255.0),
-        ),
-        postprocessing=Postprocessing(activation="sigmoid", labels=("x",), threshold=0.5),
-    )
-    out = tmp_path / "bundle"
-    create_bundle(Echo(0, scale=1.0), draft, stats_bytes=json.dumps(stats).encode(), out=out)
-    return out
+    stats_bytes = json.dumps(stats).encode()
+    return echo_bundle(tmp_path / "bundle", stats=stats_bytes, dtype="uint8", value_scaling="unit")
 
 
 def test_bundle_create_keeps_the_training_quantiles_in_input_units(tmp_path):
