@@ -69,6 +69,19 @@ class DriftMonitor:
     ) -> None:
         self.add(self.sample(image, valid, channel_order=channel_order), key=key)
 
+    def observe_alone(
+        self, image: Array, valid: Array | None, *, channel_order: str
+    ) -> DriftVerdict:
+        """Judge one image on its own (a service's request): in ``fail`` mode a flagged image
+        raises :class:`InputDriftError` and is not pooled; otherwise it is pooled and its own
+        verdict returned."""
+        moments = self.sample(image, valid, channel_order=channel_order).resolve()
+        verdict = judge(moments, self.reference, self.policy)
+        if verdict.drifted and self.mode == "fail":
+            raise InputDriftError(f"input unlike training data: {verdict.summary()}")
+        self.add(moments)
+        return verdict
+
     def add(self, moments: ChannelMoments | PendingMoments, *, key: str | None = None) -> None:
         resolved = moments.resolve() if isinstance(moments, PendingMoments) else moments
         with self._lock:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tilecast.bundle import Bundle
-from tilecast.bundle.runtime import Inference, infer
+from tilecast.bundle.runtime import Inference, Prepared, infer, prepare
 from tilecast.drift import DriftMode, DriftMonitor, DriftVerdict
 from tilecast.errors import ContractError
 from tilecast.io.bands import split_alpha
@@ -84,6 +84,45 @@ def resolve_channel_order(image: RasterImage, requested: str | None, *, default:
     return fallback
 
 
+def prepare_raster(
+    bundle: Bundle, image: RasterImage, *, channel_order: str | None
+) -> tuple[str, Prepared]:
+    """(the image's channel order, the image through the contract's host steps), with the
+    reader's NoData and validity mask: what ``classify`` and the service run on each image."""
+    order = resolve_channel_order(image, channel_order, default=bundle.contract.input.channel_order)
+    prepared = prepare(
+        bundle.contract,
+        bundle.stats,
+        image.array,
+        channel_order=order,
+        nodata=image.nodata,
+        valid=image.valid,
+    )
+    return order, prepared
+
+
+def probability_tags(
+    bundle: Bundle,
+    *,
+    sentinel_counts: Mapping[str, int],
+    channel_order: str,
+    drift: DriftVerdict | None,
+) -> dict[str, object]:
+    """The tags of a probability GeoTIFF (``predict`` and the service write the same file)."""
+    contract = bundle.contract
+    tags: dict[str, object] = {
+        "tilecast_model": f"{contract.name} {contract.version}",
+        "tilecast_bundle_digest": bundle.digest,
+        "tilecast_normalization_stats_md5": bundle.stats_md5,
+        "tilecast_threshold": contract.postprocessing.threshold,
+        "tilecast_sentinel_counts": dict(sentinel_counts),
+        "tilecast_source_channel_order": channel_order,
+    }
+    if drift is not None:
+        tags["tilecast_input_drift"] = drift.summary()
+    return tags
+
+
 def predict_image_file(
     bundle: Bundle,
     source: str | os.PathLike[str],
@@ -133,15 +172,9 @@ def predict_image_file(
         georef=image.georef,
         nodata=PROBABILITY_NODATA,
         band_descriptions=descriptions,
-        tags={
-            "tilecast_model": f"{contract.name} {contract.version}",
-            "tilecast_bundle_digest": bundle.digest,
-            "tilecast_normalization_stats_md5": bundle.stats_md5,
-            "tilecast_threshold": contract.postprocessing.threshold,
-            "tilecast_sentinel_counts": dict(result.sentinel_counts),
-            "tilecast_source_channel_order": order,
-            "tilecast_input_drift": verdict.summary(),
-        },
+        tags=probability_tags(
+            bundle, sentinel_counts=result.sentinel_counts, channel_order=order, drift=verdict
+        ),
     )
     log.info(
         "input %s %s (%s) -> output %s", os.fspath(source), image.array.shape, order, out.shape

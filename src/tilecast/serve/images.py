@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tilecast.bundle import Bundle
-from tilecast.bundle.runtime import Prepared, prepare
-from tilecast.drift import DriftMonitor, DriftVerdict, judge
-from tilecast.errors import InputError
+from tilecast.bundle.runtime import Prepared
+from tilecast.drift import DriftMonitor, DriftVerdict
+from tilecast.errors import InputDriftError, InputError
 from tilecast.io.raster import RasterImage, decode_raster
-from tilecast.predict.reference import resolve_channel_order
+from tilecast.predict.reference import prepare_raster
 from tilecast.serve.errors import RequestError
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/tiff", "application/octet-stream")
@@ -59,26 +59,14 @@ def decode_image(
             "image",
             f"{width} x {height} px is more than the {max_pixels} px an image may have here",
         )
-    contract = bundle.contract
-    order = resolve_channel_order(image, None, default=contract.input.channel_order)
     try:
-        prepared = prepare(
-            contract,
-            bundle.stats,
-            image.array,
-            channel_order=order,
-            nodata=image.nodata,
-            valid=image.valid,
-        )
+        order, prepared = prepare_raster(bundle, image, channel_order=None)
     except InputError as exc:
         raise RequestError(422, "image", f"{name}: {exc}") from None
     verdict = None
     if drift is not None:
-        moments = drift.sample(image.array, prepared.valid, channel_order=order).resolve()
-        verdict = judge(moments, drift.reference, drift.policy)
-        if verdict.drifted and drift.mode == "fail":
-            raise RequestError(
-                422, "image", f"{name}: input unlike training data: {verdict.summary()}"
-            )
-        drift.add(moments)
+        try:
+            verdict = drift.observe_alone(image.array, prepared.valid, channel_order=order)
+        except InputDriftError as exc:
+            raise RequestError(422, "image", f"{name}: {exc}") from None
     return Decoded(name=name, image=image, order=order, prepared=prepared, drift=verdict)

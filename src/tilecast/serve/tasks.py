@@ -40,7 +40,7 @@ from tilecast.bundle.runtime import activate
 from tilecast.errors import UnknownNameError
 from tilecast.io.raster import GTiffCoding, encode_gtiff
 from tilecast.predict.batched import default_micro_batch
-from tilecast.predict.reference import PROBABILITY_NODATA
+from tilecast.predict.reference import PROBABILITY_NODATA, probability_tags
 from tilecast.predict.views import tta_views
 from tilecast.prep import crop_padding
 from tilecast.serve.errors import RequestError
@@ -133,19 +133,12 @@ class Segmentation:
             georef=georef,
             nodata=PROBABILITY_NODATA,
             coding=GTiffCoding(compress="lzw", blocksize=256),
-            tags={
-                "tilecast_model": f"{contract.name} {contract.version}",
-                "tilecast_bundle_digest": bundle.digest,
-                "tilecast_normalization_stats_md5": bundle.stats_md5,
-                "tilecast_threshold": contract.postprocessing.threshold,
-                "tilecast_sentinel_counts": dict(prepared.sentinel_counts),
-                "tilecast_source_channel_order": decoded.order,
-                **(
-                    {"tilecast_input_drift": decoded.drift.summary()}
-                    if decoded.drift is not None
-                    else {}
-                ),
-            },
+            tags=probability_tags(
+                bundle,
+                sentinel_counts=prepared.sentinel_counts,
+                channel_order=decoded.order,
+                drift=decoded.drift,
+            ),
             band_descriptions=labels[-out.shape[0] :] if len(labels) >= out.shape[0] else None,
         )
         return Reply(data, "image/tiff")

@@ -23,11 +23,11 @@ from tilecast.apps.classify.decide import decide
 from tilecast.apps.classify.predictor import ClassPredictor
 from tilecast.apps.classify.results import Row, Summary, summarise
 from tilecast.bundle import Bundle
-from tilecast.bundle.runtime import Prepared, prepare, resize_plan
+from tilecast.bundle.runtime import Prepared, resize_plan
 from tilecast.drift import DriftMode, DriftMonitor, PendingMoments
 from tilecast.errors import ContractError, InputError, StorageError
 from tilecast.io.raster import RasterImage, read_raster
-from tilecast.predict.reference import resolve_channel_order
+from tilecast.predict.reference import prepare_raster
 from tilecast.predict.views import tta_views
 from tilecast.run.progress import ProgressCallback, ProgressTracker, no_progress
 
@@ -88,18 +88,9 @@ def load_one(
 ) -> Loaded:
     """Read ``uri`` and run the contract's host steps; a bad image becomes a rejection.
     ``drift`` samples the statistics of its valid raw pixels (added by the caller)."""
-    contract = bundle.contract
     try:
         image = read_raster(uri, channel_order=channel_order)
-        order = resolve_channel_order(image, channel_order, default=contract.input.channel_order)
-        prepared = prepare(
-            contract,
-            bundle.stats,
-            image.array,
-            channel_order=order,
-            nodata=image.nodata,
-            valid=image.valid,
-        )
+        order, prepared = prepare_raster(bundle, image, channel_order=channel_order)
     except (InputError, StorageError) as exc:
         reason = str(exc).removeprefix(f"{uri}: ")
         log.info("rejected %s: %s", uri, reason)

@@ -157,9 +157,7 @@ class WelllogJob:
         order = self.bundle.contract.input.channel_order
         for read in reads:
             if read.scan is not None:
-                image, nodata = read.scan.image, read.scan.nodata
-                valid = None if nodata is None else ~(image == nodata).all(axis=0)
-                self.drift.observe(image, valid, channel_order=order)
+                self.drift.observe(read.scan.image, read.scan.valid, channel_order=order)
         if self.drift.mode == "fail":
             self.drift.enforce(self.out)
 

@@ -51,6 +51,13 @@ class DecodedScan:
         return int(self.image.shape[1])
 
     @property
+    def valid(self) -> np.ndarray | None:
+        """(H, W) bool: pixels not NoData in every channel (None: the file has no NoData)."""
+        if self.nodata is None:
+            return None
+        return ~(self.image == self.nodata).all(axis=0)
+
+    @property
     def width(self) -> int:
         return int(self.image.shape[2])
 

@@ -36,8 +36,8 @@ from tilecast.apps.welllog.manifest import record_from_json
 from tilecast.apps.welllog.pipeline import Digitiser, bundle_digitiser, decode_scan, write_scan
 from tilecast.apps.welllog.writeback import ConflictingScanError
 from tilecast.bundle import Bundle
-from tilecast.drift import DriftMonitor, judge
-from tilecast.errors import InputError, StorageError
+from tilecast.drift import DriftMonitor
+from tilecast.errors import InputDriftError, InputError, StorageError
 from tilecast.serve.errors import RequestError
 from tilecast.serve.limits import read_body
 from tilecast.serve.server import BackgroundServer
@@ -108,18 +108,6 @@ class WelllogService:
         self.digitiser = digitiser or bundle_digitiser(bundle, batch_size=1)
         self._model_lock = threading.Lock()
 
-    def _observe(self, image: Any, nodata: float | None) -> None:
-        """Add the scan to the input statistics; in ``fail`` mode a scan unlike training is a
-        422 before it is digitised."""
-        assert self.drift is not None
-        order = self.bundle.contract.input.channel_order
-        valid = None if nodata is None else ~(image == nodata).all(axis=0)
-        moments = self.drift.sample(image, valid, channel_order=order).resolve()
-        verdict = judge(moments, self.drift.reference, self.drift.policy)
-        if verdict.drifted and self.drift.mode == "fail":
-            raise RequestError(422, "image", f"input unlike training data: {verdict.summary()}")
-        self.drift.add(moments)
-
     def digitise_and_write(self, body: bytes) -> bytes:
         """The reply body for a POST /scans body; RequestError for anything the client got wrong."""
         fields, data = parse_request(body)
@@ -140,8 +128,12 @@ class WelllogService:
                 f"{scan.width} x {scan.height} px is more than the {MAX_SCAN_PIXELS} px a scan may "
                 "have here (four times the largest scan of the band, 12800 x 640)",
             )
-        if self.drift is not None:
-            self._observe(scan.image, scan.nodata)
+        if self.drift is not None:  # in fail mode a scan unlike training is a 422, not digitised
+            order = self.bundle.contract.input.channel_order
+            try:
+                self.drift.observe_alone(scan.image, scan.valid, channel_order=order)
+            except InputDriftError as exc:
+                raise RequestError(422, "image", str(exc)) from None
         try:
             with self._model_lock:
                 curves = self.digitiser([scan.image], [record], nodata=scan.nodata)[0]
