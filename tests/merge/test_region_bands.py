@@ -100,13 +100,29 @@ def test_a_band_off_the_level_lattice_is_refused() -> None:
         band_level_window(Window(48, 0, 16, 8), 5, (4, 1))
 
 
-def test_balanced_chunks_place_every_item_once_costliest_first() -> None:
+def test_balanced_chunks_are_runs_of_about_equal_cost() -> None:
     costs = [5, 1, 9, 3, 3, 7]
     chunks = balanced_chunks(costs, 3)
-    assert sorted(i for c in chunks for i in c) == list(range(6))
-    assert [sum(costs[i] for i in c) for c in chunks] == [9, 10, 9]  # 9 | 7+3 | 5+3+1
-    assert balanced_chunks([4], 3) == [[0], [], []]
+    assert chunks == [[0, 1], [2, 3], [4, 5]]  # 6 | 12 | 10: each within 9 of 28 / 3
+    assert balanced_chunks([4], 3) == [[], [0], []]
     assert balanced_chunks([], 2) == [[], []]
+    assert balanced_chunks([0, 0, 0, 0], 2) == [[0, 1], [2, 3]]
+    with pytest.raises(InputError, match="costs must be >= 0, -1 is given at 1"):
+        balanced_chunks([1, -1], 2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    costs=st.lists(st.integers(min_value=0, max_value=10**6), max_size=60),
+    n=st.integers(min_value=1, max_value=9),
+)
+def test_balanced_chunks_keep_order_and_balance(costs: list[int], n: int) -> None:
+    chunks = balanced_chunks(costs, n)
+    assert len(chunks) == n
+    assert [i for chunk in chunks for i in chunk] == list(range(len(costs)))  # runs, in order
+    dearest = max(costs, default=0)
+    for chunk in chunks:
+        assert abs(sum(costs[i] for i in chunk) - sum(costs) / n) <= dearest
 
 
 # -- the merge ------------------------------------------------------------------------------

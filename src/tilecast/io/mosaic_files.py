@@ -2,7 +2,8 @@
 
 The merge arithmetic (``tilecast.merge``) is pure numpy; everything here touches files:
 
-- :func:`read_header` and :func:`read_tile_window` read a per-tile prediction GeoTIFF, checking
+- :func:`read_header` and :func:`read_tile_window` (:class:`HeldTiles` for many reads) read a
+  per-tile prediction GeoTIFF, checking
   that it is where the plan says (transform, size, CRS) and is a tile file (bands, NoData,
   encoding), and decode it to float32 whatever its encoding;
 - :class:`MosaicWriter` fills one tiled, compressed intermediate GeoTIFF per output layer block
@@ -51,6 +52,7 @@ from tilecast.io.vsi import env_for, open_raster
 
 __all__ = [
     "COG_BLOCKSIZE",
+    "HeldTiles",
     "LayerSpec",
     "MosaicWriter",
     "Part",
@@ -163,18 +165,86 @@ def read_tile_window(uri: str, window: Window, *, grid: PixelGrid) -> np.ndarray
 
     ``grid`` is where the plan says the tile file lies; a file whose size, transform, CRS, bands,
     NoData or encoding differ raises :class:`InputError` naming the file and each difference.
+    The file is opened for this read only; :class:`HeldTiles` keeps files open for many.
     """
-    if not grid.window.contains(window) or window.is_empty:
-        raise InputError(
-            f"{uri}: window {window} is not inside the tile ({grid.width} x {grid.height} px)"
-        )
-    with env_for(uri), _open(uri) as src:
-        fmt = _check_tile(src, uri, grid=grid)
-        try:
-            raw = src.read(window=RioWindow(window.col, window.row, window.width, window.height))
-        except RasterioError as exc:
-            raise StorageError(f"{uri}: cannot read window {window} ({exc})") from exc
-    return fmt.decode(raw)
+    with HeldTiles(max_open=1) as tiles:
+        return tiles.read(uri, window, grid=grid)
+
+
+@dataclass
+class _Held:
+    src: Any
+    fmt: TileFormat
+    grid: PixelGrid
+
+
+class HeldTiles:
+    """Tile files kept open for many window reads, each opened and checked once.
+
+    Reads equal :func:`read_tile_window`'s. Opening a GeoTIFF and checking it costs more than
+    reading a small window of it, and a reader that measures neighbouring polygons comes back
+    to the same few tiles; at most ``max_open`` files are open (the least recently read is
+    closed first). A context manager: leaving it closes every file.
+    """
+
+    def __init__(self, *, max_open: int = 64) -> None:
+        if max_open < 1:
+            raise InputError(f"max_open must be >= 1, {max_open!r} is given")
+        self._max_open = max_open
+        self._open: dict[str, _Held] = {}  # insertion order = least recently read first
+
+    def __enter__(self) -> HeldTiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self, uri: str, window: Window, *, grid: PixelGrid) -> np.ndarray:
+        """``window`` of the tile file ``uri`` lying at ``grid``: see :func:`read_tile_window`."""
+        if not grid.window.contains(window) or window.is_empty:
+            raise InputError(
+                f"{uri}: window {window} is not inside the tile ({grid.width} x {grid.height} px)"
+            )
+        with env_for(uri):
+            held = self._held(uri, grid)
+            try:
+                raw = held.src.read(
+                    window=RioWindow(window.col, window.row, window.width, window.height)
+                )
+            except RasterioError as exc:
+                raise StorageError(f"{uri}: cannot read window {window} ({exc})") from exc
+        return held.fmt.decode(raw)
+
+    def _held(self, uri: str, grid: PixelGrid) -> _Held:
+        held = self._open.pop(uri, None)
+        if held is None:
+            while len(self._open) >= self._max_open:
+                oldest = next(iter(self._open))
+                self._close(oldest, self._open.pop(oldest))
+            src = _open(uri)
+            try:
+                held = _Held(src, _check_tile(src, uri, grid=grid), grid)
+            except BaseException:
+                src.close()
+                raise
+        elif held.grid != grid:
+            try:
+                held = _Held(held.src, _check_tile(held.src, uri, grid=grid), grid)
+            except BaseException:
+                self._close(uri, held)
+                raise
+        self._open[uri] = held  # now the most recently read
+        return held
+
+    @staticmethod
+    def _close(uri: str, held: _Held) -> None:
+        with env_for(uri):
+            held.src.close()
+
+    def close(self) -> None:
+        while self._open:
+            uri = next(iter(self._open))
+            self._close(uri, self._open.pop(uri))
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ its first row a multiple of ``block``. Cutting a region into bands is exact for 
   ``block``, so with a block of 1024 px the first ten levels are per band;
 - the polygoniser works on the same ``block`` lattice in every band, so it finds the same pieces.
 
-:func:`balanced_chunks` splits measured work (polygons, by their window's pixels) into chunks
+:func:`balanced_chunks` splits measured work (polygons, by their window's pixels) into runs
 of about equal cost for parallel tasks.
 """
 
@@ -86,17 +86,21 @@ def band_level_window(band: Window, level: int, level_shape: tuple[int, int]) ->
 
 
 def balanced_chunks(costs: Sequence[int], n: int) -> list[list[int]]:
-    """``n`` lists of positions into ``costs`` whose summed costs are about equal (greedy:
-    the costliest item first, each to the chunk with the least total so far; ties to the
-    lower position and the lower chunk). Every position is in exactly one chunk, ascending;
-    chunks may be empty when there are fewer items than chunks."""
+    """``n`` runs of consecutive positions into ``costs`` whose summed costs are about equal:
+    an item goes to the chunk its cost's midpoint falls in when the total is cut in ``n``
+    equal parts, so each chunk's total is within the dearest item of ``total / n``. Runs keep
+    neighbours together (objects in reading order measured by one task share tiles). Every
+    position is in exactly one chunk, ascending; chunks may be empty."""
     n = as_positive_int("n", n)
-    totals = [0] * n
+    for position, cost in enumerate(costs):
+        if cost < 0:
+            raise InputError(f"costs must be >= 0, {cost} is given at {position}")
+    total = sum(costs)
     chunks: list[list[int]] = [[] for _ in range(n)]
-    for position in sorted(range(len(costs)), key=lambda p: (-costs[p], p)):
-        if costs[position] < 0:
-            raise InputError(f"costs must be >= 0, {costs[position]} is given at {position}")
-        target = min(range(n), key=lambda c: (totals[c], c))
-        chunks[target].append(position)
-        totals[target] += costs[position]
-    return [sorted(chunk) for chunk in chunks]
+    before = 0
+    for position, cost in enumerate(costs):
+        # the part the cost's midpoint is in (by count when every cost is 0)
+        target = (2 * before + cost) * n // (2 * total) if total else position * n // len(costs)
+        chunks[min(n - 1, target)].append(position)
+        before += cost
+    return chunks
