@@ -8,8 +8,8 @@ probability field with many small objects, winning scales, NoData patches), make
 products once in this process (``merge_region`` then ``vectorize_region``, one band: the
 reference), then on a local Ray cluster of N CPUs for each N of ``--workers``, cut into N bands,
 through the task functions ``tilecast rts launch`` runs (``merge_band`` per band,
-``assemble_layer`` per layer, ``polygonize_band`` per band, one ``join_region``,
-``measure_polygons`` per chunk). The cluster sizes are interleaved and each is timed
+``assemble_layer`` per layer, ``polygonize_band`` per band once the binary COG is written,
+one ``join_region``, ``measure_polygons`` per chunk once the other COGs are). The cluster sizes are interleaved and each is timed
 ``--repeats`` times (best kept); Ray's start is not timed. Prints seconds, Mpx/s per worker, the
 speed-up of each size over the first, and whether every COG's sha256 and every polygon
 (geometry WKB and attributes) equal the reference.
@@ -139,7 +139,7 @@ def on_ray(
 
     n_chunks = MEASURE_CHUNKS_PER_BAND * bands
     join = ray.remote(join_chunks).options(num_returns=n_chunks)
-    measure = ray.remote(measure_polygons)
+    measure = ray.remote(lambda plan, chunk, *mosaics_done: measure_polygons(plan, chunk))
     start = time.perf_counter()
     with merge_scratch.shared_scratch(paths["prob"]) as scratch:
         job = prepare_merge(
@@ -155,24 +155,32 @@ def on_ray(
         )
         job_ref = ray.put(job)
         done = [band_task.remote(job_ref, i) for i in range(len(job.bands))]
+        # as `rts launch` does: the binary COG first, polygons from it while the others are
+        # written, measuring once they are
+        layers = {
+            layer: assemble.remote(job_ref, layer, *done)
+            for layer in sorted(MOSAIC_LAYERS, key=lambda layer: layer != "binary")
+        }
         ray.wait(done, num_returns=len(done))
         phases["merge bands"] = time.perf_counter() - start
-        ray.get([assemble.remote(job_ref, layer, *done) for layer in MOSAIC_LAYERS])
+        ray.get(layers["binary"])
+        phases["binary COG"] = time.perf_counter() - start
+        plan = plan_region_vectors(
+            paths["binary"], paths["prob"], paths["scale"], tiles=entries, threshold=THRESHOLD,
+            block=VECTOR_BLOCK, bands=bands, region="bench",
+        )  # fmt: skip
+        plan_ref = ray.put(plan)
+        pieces = [polygonize.remote(plan_ref, i) for i in range(len(plan.bands))]
+        chunks = join.remote(plan_ref, n_chunks, *pieces)
+        chunks = [chunks] if n_chunks == 1 else chunks
+        others = [ref for layer, ref in layers.items() if layer != "binary"]
+        measured = [measure.remote(plan_ref, c, *others) for c in chunks]
+        ray.wait(chunks, num_returns=len(chunks))
+        phases["polygons joined"] = time.perf_counter() - start
+        ray.get(others)
         phases["COGs"] = time.perf_counter() - start
-    plan = plan_region_vectors(
-        paths["binary"], paths["prob"], paths["scale"], tiles=entries, threshold=THRESHOLD,
-        block=VECTOR_BLOCK, bands=bands, region="bench",
-    )  # fmt: skip
-    plan_ref = ray.put(plan)
-    pieces = [polygonize.remote(plan_ref, i) for i in range(len(plan.bands))]
-    ray.wait(pieces, num_returns=len(pieces))
-    phases["polygonize"] = time.perf_counter() - start
-    chunks = join.remote(plan_ref, n_chunks, *pieces)
-    chunks = [chunks] if n_chunks == 1 else chunks
-    ray.wait(chunks, num_returns=len(chunks))
-    phases["join"] = time.perf_counter() - start
-    records = [r for part in ray.get([measure.remote(plan_ref, c) for c in chunks]) for r in part]
-    phases["measure"] = time.perf_counter() - start
+        records = [r for part in ray.get(measured) for r in part]
+        phases["measure"] = time.perf_counter() - start
     elapsed = time.perf_counter() - start
     return (
         elapsed,

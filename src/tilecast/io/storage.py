@@ -93,12 +93,17 @@ def list_files(uri: str | os.PathLike[str]) -> list[str]:
     """
     if not is_local(uri):
         return _list_remote(os.fspath(uri))
-    fs, root = fsspec.core.url_to_fs(os.fspath(uri))
-    if not fs.isdir(root):
+    _, root = fsspec.core.url_to_fs(os.fspath(uri))
+    if not os.path.isdir(root):
         raise StorageError(f"{os.fspath(uri)}: not a directory")
-    root = root.rstrip("/")
-    found = fs.find(root)
-    return sorted(p[len(root) + 1 :] for p in found)
+    # os.walk, not a stat per entry: a file renamed or removed meanwhile by another process
+    # (a temporary being committed beside the files listed) is simply not listed
+    found = []
+    for folder, _, names in os.walk(root):
+        relative = os.path.relpath(folder, root)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        found += [prefix + name for name in names]
+    return sorted(found)
 
 
 def glob(pattern: str) -> list[str]:

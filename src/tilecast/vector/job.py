@@ -46,7 +46,7 @@ from tilecast.apps.rts.tile_codec import TILE_NODATA
 from tilecast.errors import InputError
 from tilecast.grid import PixelGrid, Window, snap_bbox, window_grid
 from tilecast.io import storage
-from tilecast.io.mosaic_files import read_tile_window
+from tilecast.io.mosaic_files import HeldTiles
 from tilecast.io.mosaic_reader import MosaicReader, open_mosaic, read_grid
 from tilecast.io.vector import write_polygon_layer
 from tilecast.merge.bands import balanced_chunks, band_windows
@@ -157,12 +157,13 @@ def _tile_windows(grid: PixelGrid, tiles: Sequence[TileIndexEntry]) -> list[Tile
     return out
 
 
-def _read_tile(grid: PixelGrid) -> TileReader:
+def _read_tile(grid: PixelGrid, tiles: HeldTiles) -> TileReader:
     """The probability of a window of a tile file (decoded, whatever its encoding; NoData -1),
-    after checking the file is the tile it should be (size, transform, CRS, bands)."""
+    after checking the file is the tile it should be (size, transform, CRS, bands); the files
+    stay open in ``tiles`` for the polygons after (neighbours share tiles)."""
 
     def read(tile: TileWindow, local: Window) -> tuple[np.ndarray, float | None]:
-        data = read_tile_window(tile.uri, local, grid=window_grid(grid, tile.window))
+        data = tiles.read(tile.uri, local, grid=window_grid(grid, tile.window))
         return data[0], TILE_NODATA
 
     return read
@@ -198,14 +199,14 @@ def plan_region_vectors(
     bands: int = 1,
     region: str = "",
 ) -> RegionVectors:
-    """Check the settings and the three mosaics' grids (headers only) and cut the region
-    into at most ``bands`` bands of whole ``block`` rows."""
+    """Check the settings and the binary mosaic's grid (its header) and cut the region into
+    at most ``bands`` bands of whole ``block`` rows. The probability and winning-scale mosaics
+    are checked against that grid when polygons are measured, so a cluster may plan and
+    polygonise while they are still being written."""
     threshold = _check_threshold(threshold)
     if not math.isfinite(min_area_m2) or min_area_m2 < 0:
         raise InputError(f"min_area_m2 must be a number >= 0, {min_area_m2!r} is given")
     grid = read_grid(binary_uri)
-    _same_grid(grid, read_grid(prob_uri), binary_uri, prob_uri)
-    _same_grid(grid, read_grid(scale_uri), binary_uri, scale_uri)
     return RegionVectors(
         region=region,
         binary=binary_uri,
@@ -248,11 +249,15 @@ def join_region(
 def measure_polygons(plan: RegionVectors, geoms: Iterable[MultiPolygon]) -> list[PolygonRecord]:
     """The records (``rts_id`` 0) of the polygons of at least ``min_area_m2``; a polygon's
     attributes depend only on it and the files, so any process may measure any of them."""
-    with open_mosaic(plan.prob) as prob, open_mosaic(plan.scale) as scale:
+    with (
+        open_mosaic(plan.prob) as prob,
+        open_mosaic(plan.scale) as scale,
+        HeldTiles() as tiles,
+    ):
         _same_grid(plan.grid, prob.grid, plan.binary, plan.prob)
         _same_grid(plan.grid, scale.grid, plan.binary, plan.scale)
         index = TileIndex(_tile_windows(plan.grid, plan.tiles))
-        read_tile = _read_tile(plan.grid)
+        read_tile = _read_tile(plan.grid, tiles)
         return [
             record
             for geom in geoms
@@ -443,10 +448,13 @@ def plan_vectorize(
     regions: Sequence[str] | None = None,
     block: int = 2048,
     bands: int = 1,
+    pending: bool = False,
 ) -> VectorizePlan:
     """Every ``merged/region_{r}_binary.tif`` (or the ``regions`` named) with its mosaics, the
     tile index from the run logs and the settings, checked before any polygon is made.
-    ``threshold`` (for ``tile_ids``) defaults to the one the run logs record."""
+    ``threshold`` (for ``tile_ids``) defaults to the one the run logs record. With
+    ``pending``, a region's probability and winning-scale mosaics may still be being written
+    (a cluster measures once they are; measuring checks them)."""
     merged = storage.join(output, "merged")
     files = set(storage.list_files(merged))
     available = sorted(m["region"] for f in files if (m := _BINARY.fullmatch(f)))
@@ -468,7 +476,7 @@ def plan_vectorize(
         uris = {}
         for kind in ("binary", "prob", "scale"):
             name = f"region_{region}_{kind}.tif"
-            if name not in files:
+            if name not in files and not (pending and kind != "binary"):
                 raise InputError(f"{merged}: region {region!r} has no {name}")
             uris[kind] = storage.join(merged, name)
         plan = plan_region_vectors(

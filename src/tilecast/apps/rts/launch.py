@@ -290,12 +290,15 @@ def _merge_on_ray(
     output: str,
     settings: Any,
     threshold: float | None,
+    scratches: contextlib.ExitStack,
     *,
     block: int,
     bands: int,
     env: dict,
-) -> None:
-    """Per region a planning task, a task per band, then a task per layer (the COG)."""
+) -> dict[str, dict[str, Any]]:
+    """Per region a planning task, a task per band, then a task per layer (the COG); the COG
+    tasks' references by region and layer, not awaited (the region's scratch folder lives until
+    ``scratches`` closes)."""
     from tilecast.io import merge_scratch
     from tilecast.merge.job import merged_paths
     from tilecast.merge.region import MOSAIC_LAYERS
@@ -306,44 +309,58 @@ def _merge_on_ray(
     band_task = ray.remote(_merge_band).options(**env)
     assemble = ray.remote(_assemble_layer).options(**env)
     budget = settings.memory_budget_mb << 20
-    with contextlib.ExitStack() as scratches:
-        job_refs = {
-            region: prepare.remote(
-                output,
-                region,
-                tile_ids,
-                used,
-                scratches.enter_context(
-                    merge_scratch.shared_scratch(merged_paths(output, region)["prob"])
-                ),
-                settings.merge_strategy,
-                budget,
-                block,
-                bands,
-            )
-            for region, tile_ids in groups.items()
-        }
-        jobs = _await_all(ray, list(job_refs.values()))
-        pending = []
-        for job_ref, job in zip(job_refs.values(), jobs, strict=True):
-            done = [band_task.remote(job_ref, index) for index in range(len(job.bands))]
-            pending += done + [assemble.remote(job_ref, layer, *done) for layer in MOSAIC_LAYERS]
-        _await_all(ray, pending)
-        log.info(
-            "merged %d region(s) on Ray: %s",
-            len(jobs),
-            ", ".join(f"{job.plan.name} ({len(job.bands)} bands)" for job in jobs),
+    job_refs = {
+        region: prepare.remote(
+            output,
+            region,
+            tile_ids,
+            used,
+            scratches.enter_context(
+                merge_scratch.shared_scratch(merged_paths(output, region)["prob"])
+            ),
+            settings.merge_strategy,
+            budget,
+            block,
+            bands,
         )
+        for region, tile_ids in groups.items()
+    }
+    jobs = _await_all(ray, list(job_refs.values()))
+    layers: dict[str, dict[str, Any]] = {}
+    for (region, job_ref), job in zip(job_refs.items(), jobs, strict=True):
+        done = [band_task.remote(job_ref, index) for index in range(len(job.bands))]
+        # the binary layer first: polygons are made from it while the others are written
+        order = sorted(MOSAIC_LAYERS, key=lambda layer: layer != "binary")
+        layers[region] = {layer: assemble.remote(job_ref, layer, *done) for layer in order}
+    log.info(
+        "merging %d region(s) on Ray: %s",
+        len(jobs),
+        ", ".join(f"{job.plan.name} ({len(job.bands)} bands)" for job in jobs),
+    )
+    return layers
 
 
 def _plan_vectorize(
-    output: str, threshold: float | None, min_area_m2: float, block: int, bands: int
+    output: str,
+    threshold: float | None,
+    min_area_m2: float,
+    block: int,
+    bands: int,
+    *binaries_done: Any,
 ) -> Any:
+    """The vectorising plan, once every region's binary mosaic is written (``binaries_done``:
+    the tasks that wrote them, when this run merged; the other mosaics may still be being
+    written)."""
     from tilecast.vector.job import plan_vectorize
 
     storage.remove_temporaries(storage.join(output, "vectors"))  # a killed run's
     return plan_vectorize(
-        output, threshold=threshold, min_area_m2=min_area_m2, block=block, bands=bands
+        output,
+        threshold=threshold,
+        min_area_m2=min_area_m2,
+        block=block,
+        bands=bands,
+        pending=bool(binaries_done),
     )
 
 
@@ -360,7 +377,9 @@ def _join_region(region: Any, chunks: int, *bands: Any) -> Any:
     return joined[0] if chunks == 1 else tuple(joined)  # one Ray object per chunk
 
 
-def _measure_polygons(region: Any, geoms: Any) -> Any:
+def _measure_polygons(region: Any, geoms: Any, *mosaics_done: Any) -> Any:
+    """One chunk's records, once the region's probability and scale mosaics are written
+    (``mosaics_done``: the tasks that wrote them, when this run merged)."""
     from tilecast.vector.job import measure_polygons
 
     return measure_polygons(region, geoms)
@@ -388,14 +407,18 @@ def _vectorize_on_ray(
     block: int,
     bands: int,
     env: dict,
-) -> None:
+    layers: dict[str, dict[str, Any]],
+) -> Any:
     """A planning task; per region a task per band, one joining task, measuring tasks
     (``MEASURE_CHUNKS_PER_BAND`` per band: small ones, so that workers that finish early
-    take more); one writing task."""
+    take more); one writing task, whose reference is returned. ``layers``: the COG tasks of
+    this run's merge by region and layer: planning waits for the binary mosaics only,
+    measuring for the others."""
+    binaries = [refs["binary"] for refs in layers.values()]
     plan = ray.get(
         ray.remote(_plan_vectorize)
         .options(**env)
-        .remote(output, threshold, settings.min_area_m2, block, bands)
+        .remote(output, threshold, settings.min_area_m2, block, bands, *binaries)
     )
     polygonize = ray.remote(_polygonize_band).options(**env)
     chunks_per_region = MEASURE_CHUNKS_PER_BAND * bands
@@ -407,10 +430,11 @@ def _vectorize_on_ray(
         pieces = [polygonize.remote(region_ref, index) for index in range(len(region.bands))]
         chunks = join.remote(region_ref, chunks_per_region, *pieces)
         chunks = [chunks] if chunks_per_region == 1 else chunks
-        measured.append([measure.remote(region_ref, chunk) for chunk in chunks])
+        written = [ref for layer, ref in layers.get(region.region, {}).items() if layer != "binary"]
+        measured.append([measure.remote(region_ref, chunk, *written) for chunk in chunks])
     write = ray.remote(_write_vectorized).options(**env)
     flat = [ref for refs in measured for ref in refs]
-    _await_all(ray, [write.remote(output, plan, [len(refs) for refs in measured], *flat)])
+    return write.remote(output, plan, [len(refs) for refs in measured], *flat)
 
 
 def _report(output: str, basemap: str | None) -> str:
@@ -430,9 +454,10 @@ def _products_on_ray(
 ) -> tuple[str, ...]:
     """The products as Ray tasks, each region cut into ``bands`` bands of rows (default: the
     cluster's CPUs) so that one region uses the whole cluster: the merge (per region, a task
-    per band of ``merge_block`` rows, then a task per layer's COG), then the polygons (a task
-    per band of ``vector_block`` rows, a join per region, measuring in ``bands`` chunks, one
-    write), then the report. Each step reads what the step before wrote, as ``tilecast rts
+    per band of ``merge_block`` rows, then a task per layer's COG), the polygons (a task per
+    band of ``vector_block`` rows, a join per region, measuring chunks, one write; polygons
+    are made once the binary COGs are written, measured once the other two are), then the
+    report. Each step reads what the step before wrote, as ``tilecast rts
     products`` does in one process (with the same default blocks), and the files are
     byte-identical to its (the GeoPackage's features equal)."""
     from tilecast.merge.job import group_done_tiles
@@ -446,10 +471,32 @@ def _products_on_ray(
         return ()
     n = _cluster_cpus(ray) if bands is None else as_positive_int("product_bands", bands)
     env = {"runtime_env": {"env_vars": forwarded_env()}}
-    if settings.merge:
-        _merge_on_ray(ray, output, settings, threshold, block=merge_block, bands=n, env=env)
-    if settings.vectorize:
-        _vectorize_on_ray(ray, output, settings, threshold, block=vector_block, bands=n, env=env)
+    with contextlib.ExitStack() as scratches:
+        layers: dict[str, dict[str, Any]] = {}
+        if settings.merge:
+            layers = _merge_on_ray(
+                ray, output, settings, threshold, scratches, block=merge_block, bands=n, env=env
+            )
+        pending = [ref for refs in layers.values() for ref in refs.values()]
+        try:
+            if settings.vectorize:
+                pending.append(
+                    _vectorize_on_ray(
+                        ray,
+                        output,
+                        settings,
+                        threshold,
+                        block=vector_block,
+                        bands=n,
+                        env=env,
+                        layers=layers,
+                    )
+                )
+        except BaseException:
+            for ref in pending:  # none may write into a scratch folder being removed
+                ray.cancel(ref)
+            raise
+        _await_all(ray, pending)
     if settings.report:
         ray.get(ray.remote(_report).options(**env).remote(output, config.input.basemap))
     made = []
