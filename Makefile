@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-v5
+STAMP  := $(VENV)/.installed-v6
 DEMO   := demo_out
+# pytest-xdist workers of `make test` (CI has 2 cores; each worker computes on one thread)
+TEST_WORKERS ?= 2
 
 .PHONY: demo predict-demo bench bench-peer test lint format model clean help
 
@@ -12,7 +14,7 @@ help:
 	@echo "make predict-demo  the untiled reference path on one scene, scored against its truth"
 	@echo "make bench  throughput, read amplification, host CPU per tile (bench/throughput.py, bench/host_ceiling.py)"
 	@echo "make bench-peer  the job against MONAI's sliding window (installs the bench extra)"
-	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included)"
+	@echo "make test   set up .venv, lint, run the whole test suite (slow cases included) on TEST_WORKERS=2 processes"
 	@echo "make test-compat  smp_unet/smp_unetplusplus against real segmentation_models_pytorch (builds .venv-compat once, ~5.5 GB)"
 	@echo "make model  retrain the demo model and rebuild models/rts-demo (about 4 minutes)"
 	@echo "make welllog-demo   three synthetic log scans through tilecast welllog run, scored from the LAS it wrote"
@@ -68,7 +70,7 @@ $(COMPAT_STAMP):
 test: $(STAMP) $(COMPAT_STAMP)
 	$(BIN)/ruff check src tests scripts bench
 	$(BIN)/ruff format --check src tests scripts bench
-	TILECAST_COMPAT_VENV=$(abspath $(COMPAT)) $(BIN)/pytest -q
+	TILECAST_COMPAT_VENV=$(abspath $(COMPAT)) $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: test-compat
 test-compat: $(STAMP) $(COMPAT_STAMP)

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+# `make test` runs two pytest-xdist workers (CI has two cores): each computes with one thread,
+# and so do the processes it starts (two workers of two threads would oversubscribe the cores)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
+import torch
 
 # the object-store servers (moto, gcp-storage-emulator) for any test that asks for them
 from object_stores import bucket, gcs_server, gs_bucket, s3_bucket, s3_server, session_env  # noqa: F401
 from support import rgb_draft, stats_bytes, tiny_unet
 from tilecast.bundle import create_bundle
 from tilecast.bundle.contract import default_steps
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with slow cases first (in their order): xdist hands out whole files
+    (``--dist loadfile``), and a long file handed out last would run alone at the end."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
 
 MakeBundle = Callable[..., Path]
 
