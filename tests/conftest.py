@@ -7,11 +7,6 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-# `make test` runs two pytest-xdist workers (CI has two cores): each computes with one thread,
-# and so do the processes it starts (two workers of two threads would oversubscribe the cores)
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    os.environ["OMP_NUM_THREADS"] = "1"
-
 import pytest
 import torch
 
@@ -21,7 +16,10 @@ from support import rgb_draft, stats_bytes, tiny_unet
 from tilecast.bundle import create_bundle
 from tilecast.bundle.contract import default_steps
 
+# `make test` runs two pytest-xdist workers (CI has two cores): each computes with one thread,
+# and so do the processes it starts (two workers of two threads would oversubscribe the cores)
 if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
 

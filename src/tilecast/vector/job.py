@@ -476,7 +476,7 @@ def plan_vectorize(
         uris = {}
         for kind in ("binary", "prob", "scale"):
             name = f"region_{region}_{kind}.tif"
-            if name not in files and not (pending and kind != "binary"):
+            if name not in files and (kind == "binary" or not pending):
                 raise InputError(f"{merged}: region {region!r} has no {name}")
             uris[kind] = storage.join(merged, name)
         plan = plan_region_vectors(

@@ -231,9 +231,13 @@ def _await_all(ray: Any, refs: Sequence[Any]) -> list[Any]:
     try:
         return ray.get(list(refs))
     except BaseException:
-        for ref in refs:
-            ray.cancel(ref)
+        _cancel_all(ray, refs)
         raise
+
+
+def _cancel_all(ray: Any, refs: Sequence[Any]) -> None:
+    for ref in refs:
+        ray.cancel(ref)
 
 
 def _select_regions(output: str, threshold: float | None) -> tuple[float, dict[str, list[str]]]:
@@ -326,11 +330,11 @@ def _merge_on_ray(
         for region, tile_ids in groups.items()
     }
     jobs = _await_all(ray, list(job_refs.values()))
+    # the binary layer first: polygons are made from it while the others are written
+    order = sorted(MOSAIC_LAYERS, key=lambda layer: layer != "binary")
     layers: dict[str, dict[str, Any]] = {}
     for (region, job_ref), job in zip(job_refs.items(), jobs, strict=True):
         done = [band_task.remote(job_ref, index) for index in range(len(job.bands))]
-        # the binary layer first: polygons are made from it while the others are written
-        order = sorted(MOSAIC_LAYERS, key=lambda layer: layer != "binary")
         layers[region] = {layer: assemble.remote(job_ref, layer, *done) for layer in order}
     log.info(
         "merging %d region(s) on Ray: %s",
@@ -493,8 +497,7 @@ def _products_on_ray(
                     )
                 )
         except BaseException:
-            for ref in pending:  # none may write into a scratch folder being removed
-                ray.cancel(ref)
+            _cancel_all(ray, pending)  # none may write into a scratch folder being removed
             raise
         _await_all(ray, pending)
     if settings.report:
