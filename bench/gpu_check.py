@@ -2,6 +2,7 @@
 
     bench/gpu_check.sh              # on an H100/H200 machine (it sets up the Python path)
     python bench/gpu_check.py [--job-seconds 130] [--skip-compile]
+    python bench/gpu_check.py --cpu-smoke   # the same steps, tiny, on the CPU (about a minute)
 
 1. The bare model: passes/s of a ResNet34-encoder U-Net (``smp_unet``, random weights, the
    thaw-slump team's architecture class) at 512 px, batches of 64 and 128, in fp32, bf16, and
@@ -16,7 +17,11 @@
    utilisation over the job, the job/bare ratio (job passes/s over the bare model's at bf16
    batch 64), and the job's CPU ms per tile per stage.
 
-Never part of the tests: the test suite runs without a GPU.
+``--cpu-smoke`` runs every step on the CPU at toy size (fp32 batch 1 for the bare model, a
+512 px basemap, the batched pipeline of a GPU run with batch 4 and 2 workers, no utilisation
+samples), so that the script is known to run before a GPU's scarce minutes are spent on it
+(``tests/rts/test_gpu_check_smoke.py``). Its figures mean nothing. The GPU run itself is never
+part of the tests: the test suite runs without a GPU.
 """
 
 from __future__ import annotations
@@ -37,17 +42,24 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def bare_passes_per_s(model: torch.nn.Module, *, batch: int, dtype, channels_last: bool) -> float:
-    x = torch.randint(0, 256, (batch, 3, 512, 512), device="cuda").float()
+def bare_passes_per_s(
+    model: torch.nn.Module, *, batch: int, dtype, channels_last: bool, device: str = "cuda"
+) -> float:
+    x = torch.randint(0, 256, (batch, 3, 512, 512), device=device).float()
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    autocast = torch.autocast("cuda", dtype=dtype, enabled=dtype is not None)
+    autocast = torch.autocast(device, dtype=dtype, enabled=dtype is not None)
+    warm_up, n = (3, 10) if device == "cuda" else (1, 1)
     with torch.inference_mode(), autocast:
-        for _ in range(3):
+        for _ in range(warm_up):
             model(x)
+        if device != "cuda":
+            t0 = time.perf_counter()
+            for _ in range(n):
+                model(x)
+            return n * batch / (time.perf_counter() - t0)
         torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        n = 10
         start.record()
         for _ in range(n):
             model(x)
@@ -84,13 +96,26 @@ class UtilisationSampler:
         self._thread.join()
 
 
+class NoSampler:
+    """What ``--cpu-smoke`` samples instead: nothing (there is no GPU)."""
+
+    def __init__(self) -> None:
+        self.samples: list[int] = []
+
+    def __enter__(self) -> NoSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
 def make_basemap(root: Path, size: int) -> tuple[Path, list]:
     from tilecast.apps.rts.tilelist import parse_tile_list
 
     if not (root / "basemap").exists():
         subprocess.run(
             [sys.executable, str(REPO / "scripts/make_demo_basemap.py"), "--out", str(root),
-             "--size", str(size), "--quad", "1024"],
+             "--size", str(size), "--quad", str(min(size, 1024))],
             check=True,
         )  # fmt: skip
     tiles = parse_tile_list((root / "tiles.csv").read_text(), source=str(root / "tiles.csv"))
@@ -107,20 +132,29 @@ def repeated(tiles: list, times: int) -> list:
     ]
 
 
-def run_job(bundle: Path, basemap: Path, tiles: list, out: Path):
+def job_settings(smoke: bool) -> dict:
+    """The job's model and inference settings: a GPU run's, or ``--cpu-smoke``'s toy ones (the
+    same batched pipeline, on the CPU)."""
+    if smoke:
+        return {"device": "cpu", "precision": "fp32", "batch_size": 4, "workers": 2}
+    return {"device": "cuda", "precision": "bf16", "batch_size": 64,
+            "workers": os.cpu_count() or 4}  # fmt: skip
+
+
+def run_job(bundle: Path, basemap: Path, tiles: list, out: Path, settings: dict):
     from tilecast.apps.rts.config import RtsConfig
     from tilecast.apps.rts.job import RtsJob
 
     config = RtsConfig.model_validate(
         {
-            "model": {"bundle": str(bundle), "device": "cuda", "precision": "bf16",
-                      "channels_last": True},
+            "model": {"bundle": str(bundle), "device": settings["device"],
+                      "precision": settings["precision"], "channels_last": True},
             "input": {"basemap": str(basemap), "basemap_version": "gpu-check",
                       "block_cache_mb": 64},
             "output": {"path": str(out), "tile_encoding": "uint8"},
             "inference": {"tile_size": 512, "scales": [1.0, 0.5], "tta": "minimal",
-                          "batch_size": 64, "workers": os.cpu_count() or 4,
-                          "checkpoint_every": 2000},
+                          "batch_size": settings["batch_size"], "workers": settings["workers"],
+                          "pipeline": "batched", "checkpoint_every": 2000},
             "products": {"merge": False, "vectorize": False, "report": False},
         }
     )  # fmt: skip
@@ -132,37 +166,47 @@ def main() -> None:
     parser.add_argument("--job-seconds", type=float, default=130.0)
     parser.add_argument("--basemap-size", type=int, default=4096)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--cpu-smoke", action="store_true", help="every step, tiny, on the CPU")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "gpu-check")
     args = parser.parse_args()
     t0 = time.perf_counter()
-    if not torch.cuda.is_available():
-        sys.exit("gpu_check: no CUDA device; this check is for a GPU machine")
+    smoke = args.cpu_smoke
+    if smoke:
+        args.job_seconds, args.basemap_size = 1.0, 512
+    elif not torch.cuda.is_available():
+        sys.exit("gpu_check: no CUDA device; this check is for a GPU machine (or --cpu-smoke)")
     from tilecast.models import build_model
 
-    print(
-        f"gpu {torch.cuda.get_device_name()}, torch {torch.__version__}, {os.cpu_count()} cores",
-        flush=True,
-    )
+    device = "cpu" if smoke else "cuda"
+    name = "the CPU (smoke run)" if smoke else f"gpu {torch.cuda.get_device_name()}"
+    print(f"{name}, torch {torch.__version__}, {os.cpu_count()} cores", flush=True)
     params = {"encoder_name": "resnet34", "in_channels": 3, "classes": 1}
-    net = build_model("smp_unet", params).cuda().eval()
-    rows: list[tuple[str, int, float]] = []
-    for label, dtype, cl, compile_ in (
+    net = build_model("smp_unet", params).to(device).eval()
+    settings = [
         ("fp32", None, False, False),
         ("bf16", torch.bfloat16, False, False),
         ("bf16+cl+compile", torch.bfloat16, True, True),
-    ):
+    ]
+    if smoke:  # bf16 is emulated on most CPUs, compile takes minutes: fp32 only
+        settings, batches, reference = settings[:1], (1,), ("fp32", 1)
+    else:
+        batches, reference = (64, 128), ("bf16", 64)
+    rows: list[tuple[str, int, float]] = []
+    for label, dtype, cl, compile_ in settings:
         if compile_ and args.skip_compile:
             continue
         model = net.to(memory_format=torch.channels_last) if cl else net
         if compile_:
             model = torch.compile(model)
-        for batch in (64, 128):
-            rate = bare_passes_per_s(model, batch=batch, dtype=dtype, channels_last=cl)
+        for batch in batches:
+            rate = bare_passes_per_s(
+                model, batch=batch, dtype=dtype, channels_last=cl, device=device
+            )
             rows.append((label, batch, rate))
-            print(f"bare {label:16} batch {batch:3}: {rate:8.0f} passes/s", flush=True)
-    net = net.to(memory_format=torch.contiguous_format)
-    del model
-    torch.cuda.empty_cache()
+            print(f"bare {label:16} batch {batch:3}: {rate:8.1f} passes/s", flush=True)
+    del model, net
+    if not smoke:
+        torch.cuda.empty_cache()
 
     args.work.mkdir(parents=True, exist_ok=True)
     bundle = args.work / "resnet34-unet-random"
@@ -173,34 +217,40 @@ def main() -> None:
             check=True,
         )  # fmt: skip
     basemap, tiles = make_basemap(args.work / "basemap", args.basemap_size)
+    if smoke:
+        tiles = tiles[:1]  # a tile of 4 passes is a second or more on a CPU
     print(f"basemap {basemap}: {len(tiles)} tiles; {time.perf_counter() - t0:.0f} s so far")
-    calibration = run_job(bundle, basemap, tiles, args.work / "out-calibration")
+    job = job_settings(smoke)
+    calibration = run_job(bundle, basemap, tiles, args.work / "out-calibration", job)
     rate = calibration.n_committed / calibration.pipeline_s
     times = max(1, math.ceil(args.job_seconds * rate / len(tiles)))
     job_tiles = repeated(tiles, times)
-    print(f"calibration: {rate:.0f} tiles/s; the job gets {len(job_tiles)} tiles", flush=True)
-    with UtilisationSampler() as sampler:
-        result = run_job(bundle, basemap, job_tiles, args.work / "out")
+    print(f"calibration: {rate:.1f} tiles/s; the job gets {len(job_tiles)} tiles", flush=True)
+    with NoSampler() if smoke else UtilisationSampler() as sampler:
+        result = run_job(bundle, basemap, job_tiles, args.work / "out", job)
     util = sampler.samples[5:] or sampler.samples  # the first second is start-up
     tiles_s = result.n_committed / result.pipeline_s
     passes_s = result.model_passes / result.pipeline_s
-    bare64 = next(r for label, b, r in rows if label == "bf16" and b == 64)
+    bare = next(r for label, b, r in rows if (label, b) == reference)
 
     print()
     print("| measure | value |")
     print("|---|---|")
     for label, batch, r in rows:
-        print(f"| bare ResNet34 U-Net 512 px, {label}, batch {batch} | {r:,.0f} passes/s |")
+        print(f"| bare ResNet34 U-Net 512 px, {label}, batch {batch} | {r:,.1f} passes/s |")
     print(
-        f"| job: scales [1.0, 0.5] + minimal TTA, bf16, batch 64, {os.cpu_count()} workers | "
-        f"{tiles_s:,.0f} tiles/s = {passes_s:,.0f} passes/s ({result.n_committed} tiles, "
-        f"{result.pipeline_s:.0f} s) |"
+        f"| job: scales [1.0, 0.5] + minimal TTA, {job['precision']}, batch "
+        f"{job['batch_size']}, {job['workers']} workers | {tiles_s:,.1f} tiles/s = "
+        f"{passes_s:,.1f} passes/s ({result.n_committed} tiles, {result.pipeline_s:.0f} s) |"
     )
-    print(
-        f"| GPU utilisation during the job (every 200 ms) | mean {statistics.mean(util):.0f} %, "
-        f"median {statistics.median(util):.0f} % ({len(util)} samples) |"
-    )
-    print(f"| job / bare (passes/s, bf16 batch 64) | {passes_s / bare64:.2f} |")
+    if util:
+        print(
+            f"| GPU utilisation during the job (every 200 ms) | mean {statistics.mean(util):.0f}"
+            f" %, median {statistics.median(util):.0f} % ({len(util)} samples) |"
+        )
+    else:
+        print("| GPU utilisation during the job (every 200 ms) | no samples (no GPU) |")
+    print(f"| job / bare (passes/s, {reference[0]} batch {reference[1]}) | {passes_s / bare:.2f} |")
     n = result.n_committed or 1
     stages = ", ".join(
         f"{name} {1000 * t.cpu_s / n:.1f}" for name, t in result.stage_seconds.items()

@@ -226,7 +226,7 @@ def header(name: str = "uint16", **changes):
 def test_the_format_is_read_from_the_header_not_assumed():
     fmt = tile_format(**header("uint16"))
     assert fmt.encoding.name == "uint16" and fmt.scale_codes == SCALES
-    assert fmt.prob_scale == 1 / 65534
+    assert fmt.prob_scale == 1 / 26000
     legacy = tile_format(
         dtypes=("float32", "float32"), nodata=-1.0, scales=None, offsets=None, tags={}
     )
@@ -235,6 +235,10 @@ def test_the_format_is_read_from_the_header_not_assumed():
     half = tile_format(**header("uint8", scales=(0.5 / 254, 1.0)))
     decoded = half.decode_probability(np.array([[254]], np.uint8))
     assert decoded[0, 0] == np.float32(0.5)
+    # uint16 tiles of runs from before 26000 levels (1/65534) read by their own scale
+    older = tile_format(**header("uint16", scales=(1 / 65534, 1.0)))
+    decoded = older.decode_probability(np.array([[65534, 32767]], np.uint16))
+    assert decoded.tolist() == [[1.0, np.float32(0.5)]]
 
 
 @pytest.mark.parametrize(

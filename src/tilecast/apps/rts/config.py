@@ -63,8 +63,8 @@ class OutputSection(_Section):
     path: str = Field(min_length=1)
     tile_encoding: TileEncodingName = Field(
         default="uint16",
-        description="how tile files store the probability: uint16 (resolution 1/65534), uint8 "
-        "(1/254) or float32 (exact, 3-4x larger); see apps/rts/tile_codec.py",
+        description="how tile files store the probability: uint16 (resolution 1/26000), uint8 "
+        "(1/254) or float32 (exact, about 6x larger); see apps/rts/tile_codec.py",
     )
 
 
