@@ -23,25 +23,25 @@ from typing import Literal
 
 import numpy as np
 
-from tilecast.demo.noise import blur121
-from tilecast.demo.scene import (
-    _FLOOR,
-    _RIVER,
-    _SAND,
-    _WATER_DEEP,
-    _WATER_SHALLOW,
-    _WET,
-    _Canvas,
-    _colour,
-    _distance_to_path,
-    _harmonics,
-    _log_uniform,
-    _paint_slump,
-    _river_path,
-    _slump_shape,
-    _terrain,
+from tilecast.demo.landscape import (
+    FLOOR,
+    RIVER,
+    SAND,
+    WATER_DEEP,
+    WATER_SHALLOW,
+    WET,
+    Canvas,
+    as_rgb,
+    distance_to_path,
+    log_uniform,
+    outline_harmonics,
+    paint_slump,
+    paint_terrain,
+    river_path,
     sand_bar,
+    slump_shape,
 )
+from tilecast.demo.noise import blur121
 from tilecast.demo.shapes import Blob, PixelBox, polygon_mask
 from tilecast.errors import InputError
 
@@ -118,7 +118,7 @@ def split_chips(
 
 
 def _paint(rng: np.random.Generator, label: Label, side: int) -> tuple[np.ndarray, np.ndarray]:
-    canvas = _terrain(rng, height=side, width=side)
+    canvas = paint_terrain(rng, height=side, width=side)
     cover = np.zeros((len(FEATURES), side, side), dtype=bool)
     _look_alikes(rng, canvas, count=int(rng.integers(0, 3 if label == "tundra" else 2)))
     if label == "lake":
@@ -134,7 +134,7 @@ def _paint(rng: np.random.Generator, label: Label, side: int) -> tuple[np.ndarra
         _slump(rng, canvas, cover)
     else:
         if rng.random() < 0.6:  # slump-brown bare peat, no headwall: the look-alike to beat
-            _patch(rng, canvas, _colour(_FLOOR), size=(8.0, 20.0), opacity=(0.6, 0.9))
+            _patch(rng, canvas, as_rgb(FLOOR), size=(8.0, 20.0), opacity=(0.6, 0.9))
         extra = rng.random()
         if extra < 0.2:
             _lake(rng, canvas, cover, reach=(1.05, 1.4))
@@ -155,7 +155,7 @@ def _visible(cover: np.ndarray, index: int, mask: np.ndarray, box: PixelBox) -> 
 
 def _lake(
     rng: np.random.Generator,
-    canvas: _Canvas,
+    canvas: Canvas,
     cover: np.ndarray,
     *,
     reach: tuple[float, float],
@@ -163,14 +163,14 @@ def _lake(
     """A thermokarst lake whose centre lies ``reach`` x its radius from the chip centre
     (below 1: the chip centre is in the lake; above 1: only the shore reaches in)."""
     side = canvas.height
-    semi = _log_uniform(rng, 0.5 * side, 1.6 * side)
+    semi = log_uniform(rng, 0.5 * side, 1.6 * side)
     lake = Blob(
         cy=0.0,
         cx=0.0,
         angle=float(rng.uniform(0, np.pi)),
         semi_u=semi * float(rng.uniform(1.0, 1.6)),
         semi_v=semi,
-        harmonics=_harmonics(rng, strength=0.25),
+        harmonics=outline_harmonics(rng, strength=0.25),
     )
     direction = float(rng.uniform(-np.pi, np.pi))
     offset = float(lake.radius(np.array([direction - lake.angle]))[0]) * rng.uniform(*reach)
@@ -189,39 +189,39 @@ def _lake(
     inside_px = (1.0 - frame.rho) * frame.radius
     alpha = np.clip(inside_px + 0.5, 0.0, 1.0)
     depth = np.clip(inside_px / float(rng.uniform(4, 14)), 0.0, 1.0)
-    deep, shallow = _colour(_WATER_DEEP), _colour(_WATER_SHALLOW)
+    deep, shallow = as_rgb(WATER_DEEP), as_rgb(WATER_SHALLOW)
     canvas.blend(box, shallow[:, None, None] + depth[None] * (deep - shallow)[:, None, None], alpha)
     _visible(cover, FEATURES.index("lake"), alpha >= 0.5, box)
 
 
 def _stream(
     rng: np.random.Generator,
-    canvas: _Canvas,
+    canvas: Canvas,
     cover: np.ndarray,
     *,
     half: tuple[float, float],
 ) -> None:
     """A river crossing the chip, ``half`` = its half-width range in pixels, sand bars aside."""
     side = canvas.height
-    path = _river_path(rng, side, side)
+    path = river_path(rng, side, side)
     if len(path) < 8:
         return
     width = float(rng.uniform(*half))
     if rng.random() < 0.5:  # a sand bar on one bank, painted first: the water covers its edge
         i = int(rng.integers(1, len(path) - 1))
         bar = sand_bar(rng, path, i, half_width=width, sizes=(2.5, 6.0))
-        _paint_blob(canvas, bar, _colour(_SAND), opacity=0.85)
-    dist = _distance_to_path(path, int(width) + 6, side, side)
+        _paint_blob(canvas, bar, as_rgb(SAND), opacity=0.85)
+    dist = distance_to_path(path, int(width) + 6, side, side)
     box = PixelBox(0, side, 0, side)
     alpha = np.clip(width + 0.5 - dist, 0.0, 1.0)
-    canvas.blend(box, _colour(_RIVER), alpha)
+    canvas.blend(box, as_rgb(RIVER), alpha)
     _visible(cover, FEATURES.index("river"), alpha >= 0.5, box)
 
 
-def _slump(rng: np.random.Generator, canvas: _Canvas, cover: np.ndarray) -> None:
+def _slump(rng: np.random.Generator, canvas: Canvas, cover: np.ndarray) -> None:
     """A slump of 30 to 90 px (90 to 270 m), its bowl near the chip centre, outlet anywhere."""
     side = canvas.height
-    shape = _slump_shape(rng, float(rng.uniform(0.5, 1.4)) * side)
+    shape = slump_shape(rng, float(rng.uniform(0.5, 1.4)) * side)
     angle = float(rng.uniform(0, 2 * np.pi))
     # shift the centre against the outlet so the headwall and the floor both stay in view
     back = 0.3 * shape.reach_down
@@ -234,44 +234,44 @@ def _slump(rng: np.random.Generator, canvas: _Canvas, cover: np.ndarray) -> None
         semi_v=shape.semi_v,
         tongue_length=shape.tongue_length,
         tongue_width=shape.tongue_width,
-        harmonics=_harmonics(rng, strength=0.08, orders=range(2, 9)),
+        harmonics=outline_harmonics(rng, strength=0.08, orders=range(2, 9)),
     )
     box = blob.box(margin=4, height=side, width=side)
-    _paint_slump(rng, canvas, blob, blob.frame(box))
+    paint_slump(rng, canvas, blob, blob.frame(box))
     _visible(cover, FEATURES.index("slump"), polygon_mask(blob.polygon(), box), box)
 
 
-def _look_alikes(rng: np.random.Generator, canvas: _Canvas, *, count: int) -> None:
+def _look_alikes(rng: np.random.Generator, canvas: Canvas, *, count: int) -> None:
     """Bright bare patches and dark wet patches, as in the scenes."""
     for _ in range(count):
         if rng.random() < 0.5:
-            tint = _colour(_SAND) + rng.normal(0, 8, 3).astype(np.float32)
+            tint = as_rgb(SAND) + rng.normal(0, 8, 3).astype(np.float32)
             _patch(rng, canvas, tint, size=(3.0, 10.0), opacity=(0.5, 0.9))
         else:
-            _patch(rng, canvas, _colour(_WET), size=(6.0, 20.0), opacity=(0.4, 0.8))
+            _patch(rng, canvas, as_rgb(WET), size=(6.0, 20.0), opacity=(0.4, 0.8))
 
 
 def _patch(
     rng: np.random.Generator,
-    canvas: _Canvas,
+    canvas: Canvas,
     colour: np.ndarray,
     *,
     size: tuple[float, float],
     opacity: tuple[float, float],
 ) -> None:
-    radius = _log_uniform(rng, *size)
+    radius = log_uniform(rng, *size)
     blob = Blob(
         cy=float(rng.uniform(0, canvas.height)),
         cx=float(rng.uniform(0, canvas.width)),
         angle=float(rng.uniform(0, 2 * np.pi)),
         semi_u=radius * float(rng.uniform(1.0, 2.0)),
         semi_v=radius,
-        harmonics=_harmonics(rng, strength=0.3),
+        harmonics=outline_harmonics(rng, strength=0.3),
     )
     _paint_blob(canvas, blob, colour, opacity=float(rng.uniform(*opacity)))
 
 
-def _paint_blob(canvas: _Canvas, blob: Blob, colour: np.ndarray, *, opacity: float) -> None:
+def _paint_blob(canvas: Canvas, blob: Blob, colour: np.ndarray, *, opacity: float) -> None:
     """A soft-edged patch of ``colour`` (no feature: patches are not in the cover)."""
     box = blob.box(margin=3, height=canvas.height, width=canvas.width)
     if box.shape[0] <= 0 or box.shape[1] <= 0:

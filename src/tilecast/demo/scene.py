@@ -31,8 +31,26 @@ import numpy as np
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
-from tilecast.demo.noise import CoarseField, blur121, fbm, fbm_field, smoothstep, value_noise
-from tilecast.demo.shapes import Blob, LocalFrame, PixelBox, polygon_mask
+from tilecast.demo.landscape import (
+    FLOOR,
+    RIVER,
+    SAND,
+    WATER_DEEP,
+    WATER_SHALLOW,
+    WET,
+    Canvas,
+    as_rgb,
+    distance_to_path,
+    log_uniform,
+    outline_harmonics,
+    paint_slump,
+    paint_terrain,
+    river_path,
+    sand_bar,
+    slump_shape,
+)
+from tilecast.demo.noise import blur121, fbm, smoothstep, value_noise
+from tilecast.demo.shapes import Blob, PixelBox, polygon_mask
 from tilecast.errors import InputError
 
 PIXEL_SIZE = 3.0  # metres
@@ -46,18 +64,6 @@ MAX_SLUMP_PX = 667  # about 2 km
 MIN_SIDE = 64
 NODATA = 0
 TRUTH_NODATA = 255
-
-_TUNDRA_DRY = (130, 124, 96)
-_TUNDRA_GREEN = (100, 108, 76)
-_SHRUB = (72, 82, 58)
-_WATER_DEEP = (20, 29, 37)
-_WATER_SHALLOW = (52, 68, 70)
-_RIVER = (38, 50, 56)
-_SAND = (180, 172, 152)
-_WET = (76, 80, 62)
-_HEADWALL = (198, 190, 172)
-_FLOOR = (92, 84, 74)
-_FLOOR_DARK = (72, 66, 60)
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,36 +89,6 @@ class SyntheticScene:
     def valid(self) -> np.ndarray:
         """(H, W) bool: pixels with data."""
         return self.truth != TRUTH_NODATA
-
-
-@dataclass
-class _Canvas:
-    """Mutable working state while a scene is painted."""
-
-    rgb: np.ndarray  # (3, H, W) float32
-    forbidden: np.ndarray  # (H, W) bool: no slump may touch these pixels
-    truth: np.ndarray  # (H, W) uint8
-    elevation: CoarseField  # arbitrary units
-
-    @property
-    def height(self) -> int:
-        return int(self.rgb.shape[1])
-
-    @property
-    def width(self) -> int:
-        return int(self.rgb.shape[2])
-
-    def blend(self, box: PixelBox, colour: np.ndarray, alpha: np.ndarray) -> None:
-        """rgb = rgb * (1 - alpha) + colour * alpha inside ``box``; colour (3, h, w) or (3,)."""
-        window = self.rgb[(slice(None), *box.slices)]
-        colour = np.asarray(colour, dtype=np.float32)
-        if colour.ndim == 1:
-            colour = colour[:, None, None]
-        window += alpha[None] * (colour - window)
-
-
-def _colour(rgb: tuple[int, int, int]) -> np.ndarray:
-    return np.asarray(rgb, dtype=np.float32)
 
 
 def _check_args(seed: int, height: int, width: int, n_slumps: int | None) -> None:
@@ -156,7 +132,7 @@ def generate_scene(
         streams
     )
 
-    canvas = _terrain(rng_terrain, height=height, width=width)
+    canvas = paint_terrain(rng_terrain, height=height, width=width)
     lakes = _add_lakes(rng_lakes, canvas)
     rivers = _add_rivers(rng_rivers, canvas)
     _add_patches(rng_patches, canvas)
@@ -184,70 +160,24 @@ def _to_map(outline: np.ndarray, transform: affine.Affine) -> Polygon:
     return orient(Polygon(np.stack([xs, ys], axis=1)), sign=1.0)
 
 
-# --- terrain ---------------------------------------------------------------------------------
-
-
-def _terrain(rng: np.random.Generator, *, height: int, width: int) -> _Canvas:
-    shape = {"height": height, "width": width}
-    relief = fbm_field(rng, cells=(1024, 512, 256, 128, 64), gain=0.6, **shape)
-    moisture = fbm(rng, cells=(384, 192, 96, 48, 24), gain=0.6, **shape)
-    shrubs = fbm(rng, cells=(64, 32, 16, 8), gain=0.7, **shape)
-    grain = fbm(rng, cells=(8, 4, 2), gain=0.8, **shape)
-
-    # dry <-> green by moisture, darker shrub clumps where the shrub noise peaks
-    wet = smoothstep(-0.4, 0.4, moisture + 0.15 * shrubs)
-    shrub = smoothstep(0.2, 0.5, shrubs + 0.3 * moisture) * 0.7
-    dry, green, dark = _colour(_TUNDRA_DRY), _colour(_TUNDRA_GREEN), _colour(_SHRUB)
-    rgb = dry[:, None, None] + wet[None] * (green - dry)[:, None, None]
-    rgb += shrub[None] * (dark[:, None, None] - rgb)
-
-    # hillshade from the north-west (computed on the coarse grid, so it stays smooth), and
-    # fine-grained brightness texture
-    def hillshade(grid: np.ndarray) -> np.ndarray:
-        gy, gx = np.gradient(grid)
-        return np.clip((gy + gx) * np.float32(-25.0), -1.0, 1.0)
-
-    light = relief.map(hillshade).resample()
-    rgb *= (1.0 + 0.08 * light + 0.06 * grain)[None]
-    return _Canvas(
-        rgb=rgb.astype(np.float32),
-        forbidden=np.zeros((height, width), dtype=bool),
-        truth=np.zeros((height, width), dtype=np.uint8),
-        elevation=relief,
-    )
-
-
-def _harmonics(
-    rng: np.random.Generator, *, strength: float, orders: range = range(2, 7)
-) -> tuple[tuple[int, float, float], ...]:
-    return tuple(
-        (k, float(strength * rng.uniform(0.2, 1.0) / k), float(rng.uniform(0, 2 * np.pi)))
-        for k in orders
-    )
-
-
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
-    return float(np.exp(rng.uniform(np.log(low), np.log(high))))
-
-
 # --- water -----------------------------------------------------------------------------------
 
 
-def _add_lakes(rng: np.random.Generator, canvas: _Canvas) -> list[Blob]:
+def _add_lakes(rng: np.random.Generator, canvas: Canvas) -> list[Blob]:
     height, width = canvas.height, canvas.width
     count = rng.poisson(height * width / 1024**2 * 3.0)
     trend = rng.uniform(0, np.pi)  # thermokarst lakes share an orientation
     lakes = []
-    deep, shallow = _colour(_WATER_DEEP), _colour(_WATER_SHALLOW)
+    deep, shallow = as_rgb(WATER_DEEP), as_rgb(WATER_SHALLOW)
     for _ in range(count):
-        semi = _log_uniform(rng, 12, min(220, 0.18 * min(height, width)))
+        semi = log_uniform(rng, 12, min(220, 0.18 * min(height, width)))
         lake = Blob(
             cy=float(rng.uniform(0, height)),
             cx=float(rng.uniform(0, width)),
             angle=float(trend + rng.normal(0, 0.25)),
             semi_u=semi * float(rng.uniform(1.0, 1.9)),
             semi_v=semi,
-            harmonics=_harmonics(rng, strength=0.25),
+            harmonics=outline_harmonics(rng, strength=0.25),
         )
         box = lake.box(margin=6, height=height, width=width)
         if box.shape[0] <= 0 or box.shape[1] <= 0:
@@ -263,86 +193,17 @@ def _add_lakes(rng: np.random.Generator, canvas: _Canvas) -> list[Blob]:
     return lakes
 
 
-def _river_path(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A meandering centre line (n, 2) as (row, col), entering on one edge, leaving another."""
-    side = int(rng.integers(4))
-    if side == 0:
-        start, heading = (0.0, rng.uniform(0.2, 0.8) * width), np.pi / 2
-    elif side == 1:
-        start, heading = (height, rng.uniform(0.2, 0.8) * width), -np.pi / 2
-    elif side == 2:
-        start, heading = (rng.uniform(0.2, 0.8) * height, 0.0), 0.0
-    else:
-        start, heading = (rng.uniform(0.2, 0.8) * height, width), np.pi
-    heading += rng.uniform(-0.5, 0.5)
-    wavelength = rng.uniform(150, 420)
-    amplitude = rng.uniform(0.5, 1.1)
-    phase = rng.uniform(0, 2 * np.pi)
-    step = 1.5
-    n = int(3 * (height + width) / step)
-    s = np.arange(n) * step
-    drift = np.cumsum(rng.normal(0, 0.015, n))
-    angle = heading + amplitude * np.sin(2 * np.pi * s / wavelength + phase) + drift
-    rows = start[0] + np.cumsum(np.sin(angle) * step)
-    cols = start[1] + np.cumsum(np.cos(angle) * step)
-    inside = (rows > -20) & (rows < height + 20) & (cols > -20) & (cols < width + 20)
-    leave = np.flatnonzero(~inside)
-    end = int(leave[0]) if leave.size else n
-    return np.stack([rows[:end], cols[:end]], axis=1)
-
-
-def _distance_to_path(path: np.ndarray, reach: int, height: int, width: int) -> np.ndarray:
-    """Distance (pixels) from pixel centres to the nearest path point, inf beyond ``reach``."""
-    dist = np.full(height * width, np.inf, dtype=np.float32)
-    offs = np.arange(-reach, reach + 1)
-    dr, dc = np.meshgrid(offs, offs, indexing="ij")
-    keep = dr**2 + dc**2 <= (reach + 1) ** 2
-    dr, dc = dr[keep], dc[keep]
-    base_r = np.floor(path[:, 0]).astype(np.int64)
-    base_c = np.floor(path[:, 1]).astype(np.int64)
-    rr = base_r[:, None] + dr[None]
-    cc = base_c[:, None] + dc[None]
-    d = np.hypot(rr + 0.5 - path[:, :1], cc + 0.5 - path[:, 1:]).astype(np.float32)
-    ok = (rr >= 0) & (rr < height) & (cc >= 0) & (cc < width)
-    np.minimum.at(dist, (rr * width + cc)[ok], d[ok])
-    return dist.reshape(height, width)
-
-
-def sand_bar(
-    rng: np.random.Generator,
-    path: np.ndarray,
-    i: int,
-    *,
-    half_width: float,
-    sizes: tuple[float, float],
-) -> Blob:
-    """A sand bar beside point ``i`` of a river's path, on a bank drawn at random, elongated
-    along the flow (draws: its size, its bank, its outline)."""
-    tangent = path[i + 1] - path[i - 1]
-    normal = np.array([tangent[1], -tangent[0]]) / (np.hypot(*tangent) + 1e-6)
-    size = float(rng.uniform(*sizes))
-    centre = path[i] + normal * (half_width + size * 0.6) * rng.choice([-1, 1])
-    return Blob(
-        cy=float(centre[0]),
-        cx=float(centre[1]),
-        angle=float(np.arctan2(tangent[0], tangent[1])),
-        semi_u=size * 2.0,
-        semi_v=size,
-        harmonics=_harmonics(rng, strength=0.2),
-    )
-
-
-def _add_rivers(rng: np.random.Generator, canvas: _Canvas) -> list[np.ndarray]:
+def _add_rivers(rng: np.random.Generator, canvas: Canvas) -> list[np.ndarray]:
     height, width = canvas.height, canvas.width
     count = rng.choice([0, 1, 1, 2]) if max(height, width) >= 256 else 0
-    river, sand = _colour(_RIVER), _colour(_SAND)
+    river, sand = as_rgb(RIVER), as_rgb(SAND)
     paths = []
     for _ in range(count):
-        path = _river_path(rng, height, width)
+        path = river_path(rng, height, width)
         if len(path) < 20:
             continue
         half = float(rng.uniform(1.5, 6.0))
-        dist = _distance_to_path(path, int(half) + 6, height, width)
+        dist = distance_to_path(path, int(half) + 6, height, width)
         near = dist < half + 6
         rows, cols = np.flatnonzero(near.any(axis=1)), np.flatnonzero(near.any(axis=0))
         if rows.size == 0:
@@ -361,7 +222,7 @@ def _add_rivers(rng: np.random.Generator, canvas: _Canvas) -> list[np.ndarray]:
 
 
 def _paint_patch(
-    canvas: _Canvas, blob: Blob, colour: np.ndarray, *, opacity: float, avoid: bool = True
+    canvas: Canvas, blob: Blob, colour: np.ndarray, *, opacity: float, avoid: bool = True
 ) -> None:
     """Paint a soft-edged patch, unless ``avoid`` and it would touch a forbidden pixel."""
     box = blob.box(margin=3, height=canvas.height, width=canvas.width)
@@ -376,44 +237,44 @@ def _paint_patch(
     canvas.forbidden[box.slices] |= inside_px > -3.0
 
 
-def _add_patches(rng: np.random.Generator, canvas: _Canvas) -> None:
+def _add_patches(rng: np.random.Generator, canvas: Canvas) -> None:
     """Look-alikes: bright bare patches (gravel, bare hilltops) and dark wet patches."""
     height, width = canvas.height, canvas.width
     scale = height * width / 1024**2
     for _ in range(rng.poisson(4.0 * scale)):
-        size = _log_uniform(rng, 4, 22)
+        size = log_uniform(rng, 4, 22)
         blob = Blob(
             cy=float(rng.uniform(0, height)),
             cx=float(rng.uniform(0, width)),
             angle=float(rng.uniform(0, 2 * np.pi)),
             semi_u=size * float(rng.uniform(1.0, 2.0)),
             semi_v=size,
-            harmonics=_harmonics(rng, strength=0.3),
+            harmonics=outline_harmonics(rng, strength=0.3),
         )
-        tint = _colour(_SAND) + rng.normal(0, 8, 3).astype(np.float32)
+        tint = as_rgb(SAND) + rng.normal(0, 8, 3).astype(np.float32)
         _paint_patch(canvas, blob, tint, opacity=float(rng.uniform(0.5, 0.9)))
     for _ in range(rng.poisson(5.0 * scale)):
-        size = _log_uniform(rng, 10, 70)
+        size = log_uniform(rng, 10, 70)
         blob = Blob(
             cy=float(rng.uniform(0, height)),
             cx=float(rng.uniform(0, width)),
             angle=float(rng.uniform(0, 2 * np.pi)),
             semi_u=size * float(rng.uniform(1.0, 2.2)),
             semi_v=size,
-            harmonics=_harmonics(rng, strength=0.35),
+            harmonics=outline_harmonics(rng, strength=0.35),
         )
-        _paint_patch(canvas, blob, _colour(_WET), opacity=float(rng.uniform(0.4, 0.8)))
+        _paint_patch(canvas, blob, as_rgb(WET), opacity=float(rng.uniform(0.4, 0.8)))
     for _ in range(rng.poisson(2.0 * scale)):  # bare peat, drained pond floors: slump-brown
-        size = _log_uniform(rng, 8, 45)
+        size = log_uniform(rng, 8, 45)
         blob = Blob(
             cy=float(rng.uniform(0, height)),
             cx=float(rng.uniform(0, width)),
             angle=float(rng.uniform(0, 2 * np.pi)),
             semi_u=size * float(rng.uniform(1.0, 1.8)),
             semi_v=size,
-            harmonics=_harmonics(rng, strength=0.3),
+            harmonics=outline_harmonics(rng, strength=0.3),
         )
-        _paint_patch(canvas, blob, _colour(_FLOOR), opacity=float(rng.uniform(0.5, 0.85)))
+        _paint_patch(canvas, blob, as_rgb(FLOOR), opacity=float(rng.uniform(0.5, 0.85)))
 
 
 # --- NoData edge -----------------------------------------------------------------------------
@@ -433,7 +294,7 @@ def _edge_profile(rng: np.random.Generator, length: int, across: int) -> np.ndar
     return np.maximum(depth + steps + ragged, 0.0)
 
 
-def _nodata_edge(rng: np.random.Generator, canvas: _Canvas) -> np.ndarray:
+def _nodata_edge(rng: np.random.Generator, canvas: Canvas) -> np.ndarray:
     height, width = canvas.height, canvas.width
     sides = rng.choice(4, size=int(rng.integers(1, 3)), replace=False)
     rows = np.arange(height, dtype=np.float32)[:, None] + 0.5
@@ -465,41 +326,7 @@ def _slump_sizes(rng: np.random.Generator, count: int, height: int, width: int) 
     return np.sort(np.clip(sizes, MIN_SLUMP_PX, cap))[::-1]
 
 
-@dataclass(frozen=True)
-class _SlumpShape:
-    semi_u: float
-    semi_v: float
-    tongue_length: float
-    tongue_width: tuple[float, float]
-
-    @property
-    def reach_down(self) -> float:
-        """Centre to the outlet tip, pixels."""
-        return max(self.semi_u, self.tongue_length)
-
-
-def _slump_shape(rng: np.random.Generator, size: float) -> _SlumpShape:
-    """A bowl (the headwall amphitheatre) and a flow tongue, largest extent ``size`` pixels."""
-    if rng.random() < 0.55:  # teardrop: round bowl tapering into a longer outlet tongue
-        squash = float(rng.uniform(0.8, 1.0))
-        reach = float(rng.uniform(1.5, 2.5))  # tongue length / semi_u
-        widths = (float(rng.uniform(0.7, 0.9)), float(rng.uniform(0.15, 0.35)))
-    else:  # horseshoe: a wide amphitheatre with a short, broad outlet
-        squash = float(rng.uniform(0.55, 0.8))
-        reach = float(rng.uniform(1.1, 1.5))
-        widths = (float(rng.uniform(0.7, 0.9)), float(rng.uniform(0.35, 0.6)))
-    # along u the outline spans semi_u * (1 + reach); across it 2 * semi_v
-    semi_v = size / max(2.0, (1.0 + reach) * squash)
-    semi_u = semi_v * squash
-    return _SlumpShape(
-        semi_u=semi_u,
-        semi_v=semi_v,
-        tongue_length=semi_u * reach,
-        tongue_width=(semi_v * widths[0], semi_v * widths[1]),
-    )
-
-
-def _downslope(canvas: _Canvas, row: float, col: float, rng: np.random.Generator) -> float:
+def _downslope(canvas: Canvas, row: float, col: float, rng: np.random.Generator) -> float:
     """Downhill direction at a pixel (radians, image frame), or a random one on flat ground."""
     field = canvas.elevation
     grid = field.grid
@@ -514,12 +341,12 @@ def _downslope(canvas: _Canvas, row: float, col: float, rng: np.random.Generator
 
 def _candidate(
     rng: np.random.Generator,
-    canvas: _Canvas,
+    canvas: Canvas,
     size: float,
     lakes: list[Blob],
     rivers: list[np.ndarray],
 ) -> Blob:
-    shape = _slump_shape(rng, size)
+    shape = slump_shape(rng, size)
     reach_down = shape.reach_down
     anchor = rng.random()
     if anchor < 0.35 and lakes:  # on a lake shore, outlet towards the water
@@ -552,11 +379,11 @@ def _candidate(
         semi_v=shape.semi_v,
         tongue_length=shape.tongue_length,
         tongue_width=shape.tongue_width,
-        harmonics=_harmonics(rng, strength=0.08, orders=range(2, 9)),
+        harmonics=outline_harmonics(rng, strength=0.08, orders=range(2, 9)),
     )
 
 
-def _room_for(canvas: _Canvas, blob: Blob) -> bool:
+def _room_for(canvas: Canvas, blob: Blob) -> bool:
     """True when the blob, grown by 4 px, stays inside the scene and off forbidden pixels.
 
     Checked on a sparse grid first (a stride that keeps about 48 samples across the blob, with
@@ -581,7 +408,7 @@ def _room_for(canvas: _Canvas, blob: Blob) -> bool:
 
 def _add_slumps(
     rng: np.random.Generator,
-    canvas: _Canvas,
+    canvas: Canvas,
     *,
     lakes: list[Blob],
     rivers: list[np.ndarray],
@@ -599,7 +426,7 @@ def _add_slumps(
                 continue
             box = blob.box(margin=4, height=height, width=width)
             frame = blob.frame(box)
-            _paint_slump(rng, canvas, blob, frame)
+            paint_slump(rng, canvas, blob, frame)
             canvas.truth[box.slices] |= polygon_mask(blob.polygon(), box).astype(np.uint8)
             canvas.forbidden[box.slices] |= (1.0 - frame.rho) * frame.radius > -4.0
             outlines.append(blob.outline())
@@ -607,48 +434,10 @@ def _add_slumps(
     return outlines
 
 
-def _paint_slump(rng: np.random.Generator, canvas: _Canvas, blob: Blob, frame: LocalFrame) -> None:
-    box = frame.box
-    inside_px = (1.0 - frame.rho) * frame.radius  # > 0 inside, pixels from the outline
-    alpha = np.clip(inside_px / 1.2 + 0.5, 0.0, 1.0)
-    scale = max(blob.semi_u, blob.semi_v)
-    length = max(blob.semi_u, blob.tongue_length)
-
-    # floor: muddy grey-brown, darker and wetter under the headwall, flow lines converging
-    # downslope towards the outlet, mottled, partly revegetated in older slumps
-    converge = 1.0 / (1.0 - 0.6 * np.clip(frame.u / length, 0.0, 1.0))
-    lines = value_noise(rng, height=1, width=int(8 * scale) + 16, cell=float(rng.uniform(3, 6)))
-    index = np.clip((frame.v * converge + 4 * scale + 8).astype(np.int64), 0, lines.shape[1] - 1)
-    mottle = value_noise(rng, height=box.shape[0], width=box.shape[1], cell=3.0)
-    lobes = value_noise(rng, height=box.shape[0], width=box.shape[1], cell=max(6.0, scale / 4))
-    texture = lines[0][index] * np.float32(5.0) + mottle * np.float32(5.0) + lobes * np.float32(9.0)
-    along = np.clip(frame.u / length, -1.0, 1.0)
-    floor = _colour(_FLOOR)[:, None, None] + (texture + 6.0 * along)[None]
-    wet = smoothstep(0.3, 0.85, -frame.u / scale) * 0.6
-    floor += wet[None] * (_colour(_FLOOR_DARK)[:, None, None] - floor)
-    window = canvas.rgb[(slice(None), *box.slices)]
-    floor += np.float32(rng.uniform(0.0, 0.3)) * (window - floor)
-
-    # headwall: a bright bare scar along the upslope arc of the outline
-    thickness = float(np.clip(0.1 * scale, 1.6, 20.0)) * float(rng.uniform(0.8, 1.25))
-    arc = float(rng.uniform(np.deg2rad(60), np.deg2rad(105)))
-    upslope = np.cos(frame.theta - np.pi)  # 1 straight upslope
-    arc_weight = smoothstep(np.cos(arc), np.cos(arc) + 0.3, upslope)
-    ragged = value_noise(rng, height=box.shape[0], width=box.shape[1], cell=2.5)
-    depth = thickness * (1.0 + 0.35 * ragged)
-    band = smoothstep(-0.6, 0.4, inside_px) * (
-        1.0 - smoothstep(depth - 0.6, depth + 0.8, inside_px)
-    )
-    headwall_w = (arc_weight * band)[None]
-    headwall = _colour(_HEADWALL)[:, None, None] + (ragged * np.float32(10.0))[None]
-    colour = floor + headwall_w * (headwall - floor)
-    canvas.blend(box, colour, alpha)
-
-
 # --- radiometry ------------------------------------------------------------------------------
 
 
-def _radiometry(rng: np.random.Generator, canvas: _Canvas) -> None:
+def _radiometry(rng: np.random.Generator, canvas: Canvas) -> None:
     """Smooth brightness drift, and sometimes a mosaic seam between two acquisitions."""
     height, width = canvas.height, canvas.width
     gain = 1.0 + 0.05 * fbm(rng, height=height, width=width, cells=(2048, 1024, 512))
