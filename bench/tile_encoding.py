@@ -26,7 +26,7 @@ Times are this thread's CPU time (``time.thread_time``: the host CPU budget; wal
 loaded machine would count other processes), the median over ``--repeat`` passes of the mean
 per tile. ``KB/tile`` is the mean file size (``max KB`` the largest). ``total`` is
 qc+quantise + gdal + detected + sha256 (the commit less the file write). ``decode`` is
-:func:`tilecast.io.mosaic_files.read_tile_window` of the whole tile from the written file (what
+:func:`tilecast.io.tile_files.read_tile_window` of the whole tile from the written file (what
 the merge does per tile). ``max err`` is the largest ``|decoded - float32|`` over valid pixels;
 ``near t`` counts valid pixels within the encoding's error bound of ``--threshold`` (the only
 pixels whose binary value could differ from the float32 run's; the demo bundle's is 0.8).
@@ -56,8 +56,8 @@ from tilecast.apps.rts.tile_codec import (
     get_encoding,
 )
 from tilecast.grid import PixelGrid
-from tilecast.io.mosaic_files import read_tile_window
 from tilecast.io.raster import Georef, GTiffCoding, encode_gtiff
+from tilecast.io.tile_files import read_tile_window
 from tilecast.predict.batched import TileOutput
 
 

@@ -1,4 +1,4 @@
-"""Tile files held open for many window reads (``io.mosaic_files.HeldTiles``): the same pixels
+"""Tile files held open for many window reads (``io.tile_files.HeldTiles``): the same pixels
 and refusals as a read that opens the file each time, never more files open than asked."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from merge_support import GRID, TILE, make_tiles, write_tiles
 
 from tilecast.errors import InputError, StorageError
 from tilecast.grid import Window, window_grid
-from tilecast.io.mosaic_files import HeldTiles, read_tile_window
+from tilecast.io.tile_files import HeldTiles, read_tile_window
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from tilecast.apps.rts.tile_codec import get_encoding, quantise
 from tilecast.apps.rts.tiles import TilePayload
 from tilecast.errors import ContractError, InputError
 from tilecast.grid import PixelGrid, Tile, Window, snap_bbox, window_bounds, window_grid
-from tilecast.io.mosaic_files import read_tile_window
+from tilecast.io.tile_files import read_tile_window
 from tilecast.merge import merge_output
 from tilecast.predict.batched import TileOutput
 from tilecast.vector import vectorize_output

@@ -8,7 +8,7 @@ the raster read as the NoData value (0 without one), so callers never clip by ha
 than memory can be processed a block at a time.
 
 It returns the stored values: a per-tile prediction file in an integer encoding holds codes,
-so tile files are read with :func:`tilecast.io.mosaic_files.read_tile_window`, which decodes
+so tile files are read with :func:`tilecast.io.tile_files.read_tile_window`, which decodes
 them (:mod:`tilecast.apps.rts.tile_codec`).
 
 Georeferencing is checked when the file is opened: a rotated, sheared or south-up transform

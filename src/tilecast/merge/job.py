@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from tilecast.errors import StorageError
 from tilecast.grid import NAME_PATTERN, PixelGrid, snap_bbox
-from tilecast.io import merge_scratch, mosaic_files, storage
+from tilecast.io import merge_scratch, storage, tile_files
 from tilecast.merge.errors import MergeInputError, MissingTilesError
 from tilecast.merge.region import (
     MergeResult,
@@ -104,7 +104,7 @@ def _tile_refs(output: str, tile_ids: Sequence[str]) -> tuple[list[TileRef], Pix
     common: PixelGrid | None = None
     for tile_id in tile_ids:
         uri = storage.join(output, "tiles", f"{tile_id}.tif")
-        grid = mosaic_files.read_header(uri).grid
+        grid = tile_files.read_header(uri).grid
         if common is None:
             common = grid
         elif grid.crs != common.crs or grid.res != common.res:

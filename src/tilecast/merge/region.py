@@ -26,7 +26,7 @@ pixel-identical (and byte-identical) outputs:
 ``auto`` picks ``memory`` when the two float32 region arrays fit in half the budget, else
 ``streaming``.
 
-Tiles are read through :func:`tilecast.io.mosaic_files.read_tile_window`, which decodes every
+Tiles are read through :func:`tilecast.io.tile_files.read_tile_window`, which decodes every
 tile encoding (uint16, uint8, float32; :mod:`tilecast.apps.rts.tile_codec`) to float32
 probabilities and scales with NoData -1, so the strategies and the max-merge never see codes.
 Quantisation is monotone, so a mosaic of quantised tiles is the float32 mosaic quantised.
@@ -75,7 +75,7 @@ import numpy as np
 
 from tilecast.errors import InputError, UnknownNameError
 from tilecast.grid import PixelGrid, Window, window_grid
-from tilecast.io import merge_scratch, mosaic_files
+from tilecast.io import merge_scratch, mosaic_files, tile_files
 from tilecast.io.merge_scratch import SharedScratch
 from tilecast.io.mosaic_files import LayerSpec, MosaicWriter, Part
 from tilecast.merge.bands import band_level_window, band_windows, shared_levels
@@ -343,7 +343,7 @@ class _Context:
 def _read_tile(plan: RegionPlan, tile: TileRef, window: Window) -> tuple[np.ndarray, np.ndarray]:
     """``window`` (region pixels, inside the tile) of a tile's (prob, scale), checked."""
     local = plan.local_window(tile)
-    data = mosaic_files.read_tile_window(
+    data = tile_files.read_tile_window(
         tile.uri, window.relative_to(local), grid=window_grid(plan.grid, local)
     )
     check_tile_values(data[0], data[1], tile_id=tile.tile_id)

@@ -46,8 +46,8 @@ from tilecast.apps.rts.tile_codec import TILE_NODATA
 from tilecast.errors import InputError
 from tilecast.grid import PixelGrid, Window, snap_bbox, window_grid
 from tilecast.io import storage
-from tilecast.io.mosaic_files import HeldTiles
 from tilecast.io.mosaic_reader import MosaicReader, open_mosaic, read_grid
+from tilecast.io.tile_files import HeldTiles
 from tilecast.io.vector import write_polygon_layer
 from tilecast.merge.bands import balanced_chunks, band_windows
 from tilecast.run import killpoints
