@@ -59,13 +59,20 @@ def resize_bilinear(
         result = tensor.clone()
     else:
         batch = tensor if tensor.ndim == 4 else tensor.unsqueeze(0)
-        resized = F.interpolate(
-            batch,
+        n, c, height, width = batch.shape
+        # each channel as its own one-channel image: bilinear weights never mix channels, and
+        # torch's one-channel CPU kernel gives the same values on any number of threads and
+        # for any batch and channel count (its multi-channel kernel rounds differently on one
+        # thread than on two) and is 4-6x faster on one thread (3 x 1024 px -> 512 px: 1.7
+        # against 9.9 ms)
+        planes = F.interpolate(
+            batch.reshape(n * c, 1, height, width),
             size=(out_h, out_w),
             mode="bilinear",
             align_corners=align_corners,
             antialias=antialias,
         )
+        resized = planes.reshape(n, c, out_h, out_w)
         result = resized if tensor.ndim == 4 else resized.squeeze(0)
     return result.numpy() if is_numpy else result
 
