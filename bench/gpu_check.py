@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -132,28 +133,61 @@ def repeated(tiles: list, times: int) -> list:
     ]
 
 
-def job_settings(smoke: bool) -> dict:
-    """The job's model and inference settings: a GPU run's, or ``--cpu-smoke``'s toy ones (the
-    same batched pipeline, on the CPU)."""
-    if smoke:
-        return {"device": "cpu", "precision": "fp32", "batch_size": 4, "workers": 2}
-    return {"device": "cuda", "precision": "bf16", "batch_size": 64,
-            "workers": os.cpu_count() or 4}  # fmt: skip
+@dataclass(frozen=True)
+class Profile:
+    """Everything a GPU run and a ``--cpu-smoke`` run do differently."""
+
+    device: str
+    bare: tuple[tuple[str, torch.dtype | None, bool, bool], ...]  # label, dtype, cl, compile
+    batches: tuple[int, ...]
+    reference: tuple[str, int]  # the bare (label, batch) the job is compared with
+    precision: str  # the job's
+    batch_size: int
+    workers: int
+    max_tiles: int | None  # of the basemap's tile list (None: all)
 
 
-def run_job(bundle: Path, basemap: Path, tiles: list, out: Path, settings: dict):
+GPU = Profile(
+    device="cuda",
+    bare=(
+        ("fp32", None, False, False),
+        ("bf16", torch.bfloat16, False, False),
+        ("bf16+cl+compile", torch.bfloat16, True, True),
+    ),
+    batches=(64, 128),
+    reference=("bf16", 64),
+    precision="bf16",
+    batch_size=64,
+    workers=os.cpu_count() or 4,
+    max_tiles=None,
+)
+# bf16 is emulated on most CPUs and compiling takes minutes: fp32 only; one tile of 4 passes
+# is a second or more on a CPU
+CPU_SMOKE = Profile(
+    device="cpu",
+    bare=(("fp32", None, False, False),),
+    batches=(1,),
+    reference=("fp32", 1),
+    precision="fp32",
+    batch_size=4,
+    workers=2,
+    max_tiles=1,
+)
+
+
+def run_job(bundle: Path, basemap: Path, tiles: list, out: Path, profile: Profile):
     from tilecast.apps.rts.config import RtsConfig
     from tilecast.apps.rts.job import RtsJob
 
     config = RtsConfig.model_validate(
         {
-            "model": {"bundle": str(bundle), "device": settings["device"],
-                      "precision": settings["precision"], "channels_last": True},
+            "model": {"bundle": str(bundle), "device": profile.device,
+                      "precision": profile.precision, "channels_last": True},
             "input": {"basemap": str(basemap), "basemap_version": "gpu-check",
                       "block_cache_mb": 64},
             "output": {"path": str(out), "tile_encoding": "uint8"},
             "inference": {"tile_size": 512, "scales": [1.0, 0.5], "tta": "minimal",
-                          "batch_size": settings["batch_size"], "workers": settings["workers"],
+                          "batch_size": profile.batch_size, "workers": profile.workers,
                           "pipeline": "batched", "checkpoint_every": 2000},
             "products": {"merge": False, "vectorize": False, "report": False},
         }
@@ -171,36 +205,27 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     smoke = args.cpu_smoke
+    profile = CPU_SMOKE if smoke else GPU
     if smoke:
         args.job_seconds, args.basemap_size = 1.0, 512
     elif not torch.cuda.is_available():
         sys.exit("gpu_check: no CUDA device; this check is for a GPU machine (or --cpu-smoke)")
     from tilecast.models import build_model
 
-    device = "cpu" if smoke else "cuda"
     name = "the CPU (smoke run)" if smoke else f"gpu {torch.cuda.get_device_name()}"
     print(f"{name}, torch {torch.__version__}, {os.cpu_count()} cores", flush=True)
     params = {"encoder_name": "resnet34", "in_channels": 3, "classes": 1}
-    net = build_model("smp_unet", params).to(device).eval()
-    settings = [
-        ("fp32", None, False, False),
-        ("bf16", torch.bfloat16, False, False),
-        ("bf16+cl+compile", torch.bfloat16, True, True),
-    ]
-    if smoke:  # bf16 is emulated on most CPUs, compile takes minutes: fp32 only
-        settings, batches, reference = settings[:1], (1,), ("fp32", 1)
-    else:
-        batches, reference = (64, 128), ("bf16", 64)
+    net = build_model("smp_unet", params).to(profile.device).eval()
     rows: list[tuple[str, int, float]] = []
-    for label, dtype, cl, compile_ in settings:
+    for label, dtype, cl, compile_ in profile.bare:
         if compile_ and args.skip_compile:
             continue
         model = net.to(memory_format=torch.channels_last) if cl else net
         if compile_:
             model = torch.compile(model)
-        for batch in batches:
+        for batch in profile.batches:
             rate = bare_passes_per_s(
-                model, batch=batch, dtype=dtype, channels_last=cl, device=device
+                model, batch=batch, dtype=dtype, channels_last=cl, device=profile.device
             )
             rows.append((label, batch, rate))
             print(f"bare {label:16} batch {batch:3}: {rate:8.1f} passes/s", flush=True)
@@ -217,21 +242,19 @@ def main() -> None:
             check=True,
         )  # fmt: skip
     basemap, tiles = make_basemap(args.work / "basemap", args.basemap_size)
-    if smoke:
-        tiles = tiles[:1]  # a tile of 4 passes is a second or more on a CPU
+    tiles = tiles[: profile.max_tiles]
     print(f"basemap {basemap}: {len(tiles)} tiles; {time.perf_counter() - t0:.0f} s so far")
-    job = job_settings(smoke)
-    calibration = run_job(bundle, basemap, tiles, args.work / "out-calibration", job)
+    calibration = run_job(bundle, basemap, tiles, args.work / "out-calibration", profile)
     rate = calibration.n_committed / calibration.pipeline_s
     times = max(1, math.ceil(args.job_seconds * rate / len(tiles)))
     job_tiles = repeated(tiles, times)
     print(f"calibration: {rate:.1f} tiles/s; the job gets {len(job_tiles)} tiles", flush=True)
     with NoSampler() if smoke else UtilisationSampler() as sampler:
-        result = run_job(bundle, basemap, job_tiles, args.work / "out", job)
+        result = run_job(bundle, basemap, job_tiles, args.work / "out", profile)
     util = sampler.samples[5:] or sampler.samples  # the first second is start-up
     tiles_s = result.n_committed / result.pipeline_s
     passes_s = result.model_passes / result.pipeline_s
-    bare = next(r for label, b, r in rows if (label, b) == reference)
+    bare = next(r for label, b, r in rows if (label, b) == profile.reference)
 
     print()
     print("| measure | value |")
@@ -239,8 +262,8 @@ def main() -> None:
     for label, batch, r in rows:
         print(f"| bare ResNet34 U-Net 512 px, {label}, batch {batch} | {r:,.1f} passes/s |")
     print(
-        f"| job: scales [1.0, 0.5] + minimal TTA, {job['precision']}, batch "
-        f"{job['batch_size']}, {job['workers']} workers | {tiles_s:,.1f} tiles/s = "
+        f"| job: scales [1.0, 0.5] + minimal TTA, {profile.precision}, batch "
+        f"{profile.batch_size}, {profile.workers} workers | {tiles_s:,.1f} tiles/s = "
         f"{passes_s:,.1f} passes/s ({result.n_committed} tiles, {result.pipeline_s:.0f} s) |"
     )
     if util:
@@ -250,7 +273,8 @@ def main() -> None:
         )
     else:
         print("| GPU utilisation during the job (every 200 ms) | no samples (no GPU) |")
-    print(f"| job / bare (passes/s, {reference[0]} batch {reference[1]}) | {passes_s / bare:.2f} |")
+    label, batch = profile.reference
+    print(f"| job / bare (passes/s, {label} batch {batch}) | {passes_s / bare:.2f} |")
     n = result.n_committed or 1
     stages = ", ".join(
         f"{name} {1000 * t.cpu_s / n:.1f}" for name, t in result.stage_seconds.items()

@@ -35,6 +35,7 @@ from tilecast.demo.landscape import (
     distance_to_path,
     log_uniform,
     outline_harmonics,
+    paint_patch,
     paint_slump,
     paint_terrain,
     river_path,
@@ -210,7 +211,7 @@ def _stream(
     if rng.random() < 0.5:  # a sand bar on one bank, painted first: the water covers its edge
         i = int(rng.integers(1, len(path) - 1))
         bar = sand_bar(rng, path, i, half_width=width, sizes=(2.5, 6.0))
-        _paint_blob(canvas, bar, as_rgb(SAND), opacity=0.85)
+        paint_patch(canvas, bar, as_rgb(SAND), opacity=0.85, avoid=False)
     dist = distance_to_path(path, int(width) + 6, side, side)
     box = PixelBox(0, side, 0, side)
     alpha = np.clip(width + 0.5 - dist, 0.0, 1.0)
@@ -268,14 +269,4 @@ def _patch(
         semi_v=radius,
         harmonics=outline_harmonics(rng, strength=0.3),
     )
-    _paint_blob(canvas, blob, colour, opacity=float(rng.uniform(*opacity)))
-
-
-def _paint_blob(canvas: Canvas, blob: Blob, colour: np.ndarray, *, opacity: float) -> None:
-    """A soft-edged patch of ``colour`` (no feature: patches are not in the cover)."""
-    box = blob.box(margin=3, height=canvas.height, width=canvas.width)
-    if box.shape[0] <= 0 or box.shape[1] <= 0:
-        return
-    frame = blob.frame(box)
-    alpha = np.clip((1.0 - frame.rho) * frame.radius / 2.0 + 0.5, 0.0, 1.0)
-    canvas.blend(box, colour, alpha * np.float32(opacity))
+    paint_patch(canvas, blob, colour, opacity=float(rng.uniform(*opacity)), avoid=False)

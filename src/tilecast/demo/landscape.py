@@ -176,6 +176,23 @@ def sand_bar(
     )
 
 
+def paint_patch(
+    canvas: Canvas, blob: Blob, colour: np.ndarray, *, opacity: float, avoid: bool = True
+) -> None:
+    """Paint a soft-edged patch, unless ``avoid`` and it would touch a forbidden pixel; its
+    pixels (and 3 px around) become forbidden."""
+    box = blob.box(margin=3, height=canvas.height, width=canvas.width)
+    if box.shape[0] <= 0 or box.shape[1] <= 0:
+        return
+    frame = blob.frame(box)
+    inside_px = (1.0 - frame.rho) * frame.radius
+    if avoid and np.any(canvas.forbidden[box.slices] & (inside_px > -3.0)):
+        return
+    alpha = np.clip(inside_px / 2.0 + 0.5, 0.0, 1.0) * np.float32(opacity)
+    canvas.blend(box, colour, alpha)
+    canvas.forbidden[box.slices] |= inside_px > -3.0
+
+
 @dataclass(frozen=True)
 class SlumpShape:
     semi_u: float

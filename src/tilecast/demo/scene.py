@@ -43,6 +43,7 @@ from tilecast.demo.landscape import (
     distance_to_path,
     log_uniform,
     outline_harmonics,
+    paint_patch,
     paint_slump,
     paint_terrain,
     river_path,
@@ -217,24 +218,8 @@ def _add_rivers(rng: np.random.Generator, canvas: Canvas) -> list[np.ndarray]:
         for index in rng.choice(len(path), size=min(len(path) // 200 + 1, 6), replace=False):
             i = int(np.clip(index, 1, len(path) - 2))
             bar = sand_bar(rng, path, i, half_width=half, sizes=(3, 9))
-            _paint_patch(canvas, bar, sand, opacity=0.85, avoid=False)
+            paint_patch(canvas, bar, sand, opacity=0.85, avoid=False)
     return paths
-
-
-def _paint_patch(
-    canvas: Canvas, blob: Blob, colour: np.ndarray, *, opacity: float, avoid: bool = True
-) -> None:
-    """Paint a soft-edged patch, unless ``avoid`` and it would touch a forbidden pixel."""
-    box = blob.box(margin=3, height=canvas.height, width=canvas.width)
-    if box.shape[0] <= 0 or box.shape[1] <= 0:
-        return
-    frame = blob.frame(box)
-    inside_px = (1.0 - frame.rho) * frame.radius
-    if avoid and np.any(canvas.forbidden[box.slices] & (inside_px > -3.0)):
-        return
-    alpha = np.clip(inside_px / 2.0 + 0.5, 0.0, 1.0) * np.float32(opacity)
-    canvas.blend(box, colour, alpha)
-    canvas.forbidden[box.slices] |= inside_px > -3.0
 
 
 def _add_patches(rng: np.random.Generator, canvas: Canvas) -> None:
@@ -252,7 +237,7 @@ def _add_patches(rng: np.random.Generator, canvas: Canvas) -> None:
             harmonics=outline_harmonics(rng, strength=0.3),
         )
         tint = as_rgb(SAND) + rng.normal(0, 8, 3).astype(np.float32)
-        _paint_patch(canvas, blob, tint, opacity=float(rng.uniform(0.5, 0.9)))
+        paint_patch(canvas, blob, tint, opacity=float(rng.uniform(0.5, 0.9)))
     for _ in range(rng.poisson(5.0 * scale)):
         size = log_uniform(rng, 10, 70)
         blob = Blob(
@@ -263,7 +248,7 @@ def _add_patches(rng: np.random.Generator, canvas: Canvas) -> None:
             semi_v=size,
             harmonics=outline_harmonics(rng, strength=0.35),
         )
-        _paint_patch(canvas, blob, as_rgb(WET), opacity=float(rng.uniform(0.4, 0.8)))
+        paint_patch(canvas, blob, as_rgb(WET), opacity=float(rng.uniform(0.4, 0.8)))
     for _ in range(rng.poisson(2.0 * scale)):  # bare peat, drained pond floors: slump-brown
         size = log_uniform(rng, 8, 45)
         blob = Blob(
@@ -274,7 +259,7 @@ def _add_patches(rng: np.random.Generator, canvas: Canvas) -> None:
             semi_v=size,
             harmonics=outline_harmonics(rng, strength=0.3),
         )
-        _paint_patch(canvas, blob, as_rgb(FLOOR), opacity=float(rng.uniform(0.5, 0.85)))
+        paint_patch(canvas, blob, as_rgb(FLOOR), opacity=float(rng.uniform(0.5, 0.85)))
 
 
 # --- NoData edge -----------------------------------------------------------------------------
